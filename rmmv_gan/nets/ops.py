@@ -1,0 +1,346 @@
+"""Low-level operations of the StyleGAN2/3 generators, in plain PyTorch.
+
+Each function reproduces the arithmetic of the official operation of the same name
+(bias_act, upfirdn2d, conv2d_resample, filtered_lrelu): the same padding conventions, the same
+filter flipping, the same gain factors. Only the way the work is laid out differs, so that it
+runs fast on a CPU without custom kernels:
+
+- `filtered_lrelu` upsamples by polyphase filtering (one depthwise convolution per output
+  phase, then a pixel shuffle) instead of inserting zeros and filtering the zero-stuffed
+  image, and downsamples with a strided convolution instead of filtering every sample and
+  discarding most of them. Tensors stay in channels-last layout, where oneDNN's depthwise
+  convolutions are fast.
+- `upfirdn2d` filters with strided depthwise convolutions where it downsamples.
+
+Filters follow NVIDIA's conventions: a 1-D filter of K taps means a separable K x K filter,
+a 2-D filter is used as is, `None` is the identity; `flip_filter=False` means convolution.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SQRT2 = math.sqrt(2.0)
+
+# Default slope and gain of each activation, as in the official bias_act.
+ACTIVATIONS = {
+    "linear": (0.0, 1.0),
+    "relu": (0.0, SQRT2),
+    "lrelu": (0.2, SQRT2),
+}
+
+
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+def bias_act(x, b=None, act="linear", alpha=None, gain=None, clamp=None, dim=1):
+    """x + b, then the activation, then the gain, then clamping to [-clamp, clamp]."""
+    def_alpha, def_gain = ACTIVATIONS[act]
+    alpha = def_alpha if alpha is None else float(alpha)
+    gain = def_gain if gain is None else float(gain)
+    if b is not None:
+        shape = [1] * x.ndim
+        shape[dim] = -1
+        x = x + b.reshape(shape)
+    if act == "lrelu":
+        x = F.leaky_relu(x, alpha)
+    elif act == "relu":
+        x = F.relu(x)
+    if gain != 1:
+        x = x * gain
+    if clamp is not None and clamp >= 0:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+# ----------------------------------------------------------------------------------------------
+# Filters
+
+
+def setup_filter(f, normalize=True, flip_filter=False, gain=1, separable=None) -> torch.Tensor:
+    """A resampling filter as the official `setup_filter` prepares it.
+
+    Short 1-D filters (under 8 taps) become their 2-D outer product; longer ones stay
+    separable. The filter is normalised to sum 1 before the gain is applied.
+    """
+    f = torch.as_tensor(np.asarray(f if f is not None else 1, dtype=np.float32))
+    if f.ndim == 0:
+        f = f[None]
+    if separable is None:
+        separable = f.ndim == 1 and f.numel() >= 8
+    if f.ndim == 1 and not separable:
+        f = torch.outer(f, f)
+    if normalize:
+        f = f / f.sum()
+    if flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    return f * (gain ** (f.ndim / 2))
+
+
+def _parse_padding(padding):
+    if isinstance(padding, (int, np.integer)):
+        padding = [padding, padding]
+    padding = [int(p) for p in padding]
+    if len(padding) == 2:
+        px, py = padding
+        padding = [px, px, py, py]
+    return padding  # [x0, x1, y0, y1]
+
+
+def _pad(x, px0, px1, py0, py1):
+    """Zero-pad, or crop where a value is negative."""
+    if px0 or px1 or py0 or py1:
+        x = F.pad(x, [px0, px1, py0, py1])
+    return x
+
+
+def _depthwise(x, f2d, stride=1):
+    """Valid correlation of every channel with the same 2-D filter."""
+    c = x.shape[1]
+    w = f2d.to(x.dtype)[None, None].expand(c, 1, *f2d.shape)
+    return F.conv2d(x, w, stride=stride, groups=c)
+
+
+def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
+    """Upsample (zero insertion), pad, FIR filter, downsample: the official `upfirdn2d`."""
+    if f is None:
+        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    px0, px1, py0, py1 = _parse_padding(padding)
+    n, c, h, w = x.shape
+    if up > 1:
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(n, c, h * up, w * up)
+    x = _pad(x, px0, px1, py0, py1)
+    f = f * (gain ** (f.ndim / 2))
+    if not flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    f = f.to(x.device)
+    if f.ndim == 1:
+        x = _depthwise(x, f[None, :], stride=(1, down))
+        x = _depthwise(x, f[:, None], stride=(down, 1))
+    else:
+        x = _depthwise(x, f, stride=down)
+    return x
+
+
+def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1):
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw = f.shape[-1]
+    fh = f.shape[0]
+    p = [px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2, py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2]
+    return upfirdn2d(x, f, up=up, padding=p, flip_filter=flip_filter, gain=gain * up * up)
+
+
+def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1):
+    px0, px1, py0, py1 = _parse_padding(padding)
+    fw = f.shape[-1]
+    fh = f.shape[0]
+    p = [px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2, py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2]
+    return upfirdn2d(x, f, down=down, padding=p, flip_filter=flip_filter, gain=gain)
+
+
+# ----------------------------------------------------------------------------------------------
+# Convolution with resampling (StyleGAN2)
+
+
+def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):
+    """2-D convolution with optional up/downsampling by the filter `f` (official semantics).
+
+    `flip_weight=True` is correlation (what F.conv2d does), False is true convolution. Padding
+    is given with respect to the upsampled image, as in the official op.
+    """
+    out_channels, in_per_group, kh, kw = w.shape
+    fw, fh = (1, 1) if f is None else (f.shape[-1], f.shape[0])
+    px0, px1, py0, py1 = _parse_padding(padding)
+    if up > 1:
+        px0 += (fw + up - 1) // 2
+        px1 += (fw - up) // 2
+        py0 += (fh + up - 1) // 2
+        py1 += (fh - up) // 2
+    if down > 1:
+        px0 += (fw - down + 1) // 2
+        px1 += (fw - down) // 2
+        py0 += (fh - down + 1) // 2
+        py1 += (fh - down) // 2
+
+    def conv(x, w, stride=1, pad=0, transpose=False, flip=True):
+        if not flip and (kw > 1 or kh > 1):
+            w = w.flip([2, 3])
+        op = F.conv_transpose2d if transpose else F.conv2d
+        return op(x, w, stride=stride, padding=pad, groups=groups)
+
+    if kw == 1 and kh == 1 and down > 1 and up == 1:
+        # 1x1 kernel: filter and decimate first, then the cheap convolution.
+        x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+        return conv(x, w, flip=flip_weight)
+    if kw == 1 and kh == 1 and up > 1 and down == 1:
+        x = conv(x, w, flip=flip_weight)
+        return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter)
+    if down > 1 and up == 1:
+        x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+        return conv(x, w, stride=down, flip=flip_weight)
+    if up > 1:
+        # Transposed strided convolution, then the low-pass filter.
+        if groups == 1:
+            w = w.transpose(0, 1)
+        else:
+            w = w.reshape(groups, out_channels // groups, in_per_group, kh, kw).transpose(1, 2)
+            w = w.reshape(groups * in_per_group, out_channels // groups, kh, kw)
+        px0 -= kw - 1
+        px1 -= kw - up
+        py0 -= kh - 1
+        py1 -= kh - up
+        pxt = max(min(-px0, -px1), 0)
+        pyt = max(min(-py0, -py1), 0)
+        x = conv(x, w, stride=up, pad=[pyt, pxt], transpose=True, flip=not flip_weight)
+        x = upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up**2, flip_filter=flip_filter)
+        if down > 1:
+            x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+        return x
+    if up == 1 and down == 1 and px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
+        return conv(x, w, pad=[py0, px0], flip=flip_weight)
+    x = upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter)
+    x = conv(x, w, flip=flip_weight)
+    if down > 1:
+        x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+    return x
+
+
+# ----------------------------------------------------------------------------------------------
+# Filtered leaky ReLU (StyleGAN3)
+
+
+def _polyphase_taps(f: np.ndarray, up: int, pad0: int, length: int):
+    """Split an upsampling filter into `up` phases that run on the low-rate signal.
+
+    Upsampling x (length L) by zero insertion, padding by `pad0` (and enough after), and
+    convolving with f gives y[m] = sum_k f[k] * s[m + K-1 - pad0 - k], where s holds x at
+    multiples of `up`. For the output phase rho = m mod up only the taps k = phi, phi + up, ...
+    meet non-zero samples. Returns (kernels [up, Kw], lo, Kw, Q): output y[up*q + rho] is the
+    correlation of kernels[rho] with x[q + lo : q + lo + Kw], for q in [0, Q), Q*up >= length.
+    """
+    K = len(f)
+    phases = []
+    for rho in range(up):
+        phi = (rho + K - 1 - pad0) % up
+        c = (rho + K - 1 - pad0 - phi) // up
+        taps = list(range(phi, K, up))  # k = phi + up*t, t = 0..T-1, reads x[q + c - t]
+        phases.append((c, taps))
+    lo = min(c - len(taps) + 1 for c, taps in phases)
+    hi = max(c for c, _ in phases)
+    kw = hi - lo + 1
+    kernels = np.zeros([up, kw], dtype=np.float64)
+    for rho, (c, taps) in enumerate(phases):
+        for t, k in enumerate(taps):
+            kernels[rho, c - t - lo] = f[k]
+    return kernels, lo, kw, -(-length // up)
+
+
+class FilteredLReLUPlan:
+    """Precomputed polyphase kernels for one layer's filtered leaky ReLU (fast path)."""
+
+    def __init__(self, fu, fd, up, down, padding, in_size, gain, slope, clamp, flip_filter=False):
+        if flip_filter:
+            raise NotImplementedError("flip_filter is not used by the generators")
+        px0, px1, py0, py1 = _parse_padding(padding)
+        in_w, in_h = int(in_size[0]), int(in_size[1])
+        self.up, self.down = up, down
+        self.slope, self.gain, self.clamp = float(slope), float(gain), clamp
+        fu_np = None if fu is None else fu.detach().cpu().double().numpy()
+        fd_np = None if fd is None else fd.detach().cpu().double().numpy()
+        ku = 1 if fu_np is None else fu_np.shape[-1]
+        kd = 1 if fd_np is None else fd_np.shape[-1]
+        # Size of the upsampled, padded, filtered signal (before the down filter).
+        self.tmp_w = in_w * up + px0 + px1 - (ku - 1)
+        self.tmp_h = in_h * up + py0 + py1 - (ku - 1)
+        self.out_w = (self.tmp_w - (kd - 1) + down - 1) // down
+        self.out_h = (self.tmp_h - (kd - 1) + down - 1) // down
+
+        if fu_np is None:
+            assert up == 1
+            self.up_weight = None
+            self.up_pad = [px0, px1, py0, py1]
+        else:
+            assert fu_np.ndim == 1, "2-D upsampling filters are not used by StyleGAN3"
+            f = fu_np * up  # gain up**2, split over the two axes
+            kx, lox, kwx, qx = _polyphase_taps(f, up, px0, self.tmp_w)
+            ky, loy, kwy, qy = _polyphase_taps(f, up, py0, self.tmp_h)
+            # One 2-D kernel per (row phase, column phase): channel order c*up*up + ry*up + rx,
+            # which is what pixel_shuffle expects.
+            k2 = np.einsum("ai,bj->abij", ky, kx).reshape(up * up, kwy, kwx)
+            self.up_weight = torch.from_numpy(k2.astype(np.float32))
+            self.up_pad = [-lox, (qx - 1 + lox + kwx - 1) - (in_w - 1), -loy, (qy - 1 + loy + kwy - 1) - (in_h - 1)]
+
+        # Down filter as a 2-D convolution kernel, with the activation gain folded in.
+        if fd_np is None:
+            self.down_weight = None
+        else:
+            f2 = np.outer(fd_np, fd_np) if fd_np.ndim == 1 else fd_np
+            self.down_weight = torch.from_numpy((f2[::-1, ::-1] * gain).astype(np.float32).copy())
+        # clamp(gain * lrelu(v), c) == gain * clamp(lrelu(v), c / gain)
+        self.act_clamp = None if clamp is None else float(clamp) / self.gain
+
+    def to(self, device):
+        if self.up_weight is not None:
+            self.up_weight = self.up_weight.to(device)
+        if self.down_weight is not None:
+            self.down_weight = self.down_weight.to(device)
+        return self
+
+    def __call__(self, x, b=None):
+        n, c = x.shape[:2]
+        if b is not None:
+            x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
+        x = x.contiguous(memory_format=torch.channels_last)
+        if self.up_weight is None:
+            x = _pad(x, *self.up_pad)
+        else:
+            u = self.up
+            x = _pad(x, *self.up_pad)
+            w = self.up_weight.to(x.dtype)
+            w = w[None].expand(c, *w.shape).reshape(c * u * u, 1, *w.shape[1:])
+            x = F.conv2d(x, w, groups=c)
+            x = F.pixel_shuffle(x, u)[:, :, : self.tmp_h, : self.tmp_w]
+        if self.slope != 1:
+            x = F.leaky_relu(x, self.slope)
+        if self.act_clamp is not None:
+            x = x.clamp(-self.act_clamp, self.act_clamp)
+        if self.down_weight is None:
+            if self.gain != 1:
+                x = x * self.gain
+        else:
+            x = _depthwise(x, self.down_weight, stride=self.down)
+        return x
+
+
+def filtered_lrelu_ref(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=SQRT2, slope=0.2,
+                       clamp=None, flip_filter=False):
+    """The official reference sequence, step by step (slow; used to check the fast path)."""
+    px0, px1, py0, py1 = _parse_padding(padding)
+    x = bias_act(x, b)
+    x = upfirdn2d(x, fu, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter)
+    x = bias_act(x, act="lrelu", alpha=slope, gain=gain, clamp=clamp)
+    x = upfirdn2d(x, fd, down=down, flip_filter=flip_filter)
+    return x
+
+
+# ----------------------------------------------------------------------------------------------
+# Modulated convolution
+
+
+def modulate(weight, styles, demodulate=True, input_gain=None, prenormalize=False):
+    """Per-sample weights [N, O, I, kh, kw] and the demodulation coefficients [N, O]."""
+    if prenormalize:
+        # StyleGAN3 normalises weight and styles first; demodulation cancels the scale
+        # exactly in real arithmetic, and this keeps the rounding the same as the original.
+        weight = weight * weight.square().mean([1, 2, 3], keepdim=True).rsqrt()
+        styles = styles * styles.square().mean().rsqrt()
+    w = weight.unsqueeze(0) * styles.reshape(styles.shape[0], 1, -1, 1, 1)
+    dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt() if demodulate else None
+    return w, dcoefs

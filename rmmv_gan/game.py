@@ -1,0 +1,334 @@
+"""An RPG Maker MV / MZ game folder: detection, image folders, safe asset names, and writes
+that never leave a torn file.
+
+All file writes of rmmv-gan's assets go through here. A write encodes into a temporary file in
+the destination folder, flushes it to disk and renames it into place with `os.replace`, so a
+crash at any moment leaves the old file or the new one, and an error leaves no temporary file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import Callable, BinaryIO
+
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "GameFolderError", "AssetNameError", "AssetExistsError", "GameFolder", "safe_asset_name",
+    "asset_filename", "unique_name", "atomic_write", "atomic_write_bytes", "write_png",
+    "write_character", "write_faces", "MAX_NAME_LENGTH",
+]
+
+MAX_NAME_LENGTH = 100
+# Most file systems cap a name at 255 bytes (ext4, APFS) or UTF-16 units (NTFS).
+_MAX_FILENAME_BYTES = 255
+
+_MV_MARKERS = ("js/rpg_core.js", "Game.rpgproject")
+_MZ_MARKERS = ("js/rmmz_core.js", "game.rmmzproject")
+
+_FORBIDDEN = set('<>:"/\\|?*')
+_RESERVED = ({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+             | {f"{p}{i}" for p in ("COM", "LPT") for i in list("123456789") + ["¹", "²", "³"]})
+
+
+class GameFolderError(ValueError):
+    """The folder is not an RPG Maker MV or MZ project."""
+
+
+class AssetNameError(ValueError):
+    """A name that cannot safely become an asset file name."""
+
+
+class AssetExistsError(FileExistsError):
+    """The asset exists and neither overwrite nor a unique name was asked for."""
+
+
+# --------------------------------------------------------------------------- game folder
+
+def _exists_nocase(base: Path, rel: str) -> bool:
+    """Does base/rel exist, matching each part case-insensitively? Projects move between
+    Windows (case-insensitive) and Linux, and `Game.rpgproject` may arrive as `game.rpgproject`."""
+    here = base
+    for part in rel.split("/"):
+        if (here / part).exists():
+            here = here / part
+            continue
+        try:
+            match = [p for p in here.iterdir() if p.name.lower() == part.lower()]
+        except OSError:
+            return False
+        if not match:
+            return False
+        here = match[0]
+    return True
+
+
+class GameFolder:
+    """An MV or MZ project folder.
+
+    MV if it has `js/rpg_core.js` or `Game.rpgproject`, MZ if `js/rmmz_core.js` or
+    `game.rmmzproject`. A deployed MV game for NW.js keeps the game in `www/`; such a folder
+    is accepted too and `base` is then `root/www`. Where both engines' files are present, the
+    core script decides (it is what runs); both core scripts at once is refused.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.root = Path(path).expanduser().resolve()
+        if not self.root.is_dir():
+            raise GameFolderError(f"game folder {self.root} does not exist or is not a folder")
+        for base in (self.root, self.root / "www"):
+            kind = self._detect(base)
+            if kind:
+                self.base, self.kind = base, kind
+                return
+        looked = ", ".join(_MV_MARKERS) + " (MV); " + ", ".join(_MZ_MARKERS) + " (MZ)"
+        raise GameFolderError(
+            f"{self.root} is not an RPG Maker MV or MZ project: looked for {looked}, "
+            f"in the folder and in its www/ subfolder, and found none")
+
+    def _detect(self, base: Path) -> str | None:
+        if not base.is_dir():
+            return None
+        mv_core, mz_core = _exists_nocase(base, _MV_MARKERS[0]), _exists_nocase(base, _MZ_MARKERS[0])
+        if mv_core and mz_core:
+            raise GameFolderError(f"{base} holds both {_MV_MARKERS[0]} (MV) and {_MZ_MARKERS[0]} "
+                                  f"(MZ); cannot tell which engine the game runs")
+        if mv_core or mz_core:
+            return "MV" if mv_core else "MZ"
+        mv, mz = _exists_nocase(base, _MV_MARKERS[1]), _exists_nocase(base, _MZ_MARKERS[1])
+        if mv and mz:
+            raise GameFolderError(f"{base} holds both {_MV_MARKERS[1]} and {_MZ_MARKERS[1]} and "
+                                  f"no core script; cannot tell MV from MZ")
+        return "MV" if mv else "MZ" if mz else None
+
+    @property
+    def characters_dir(self) -> Path:
+        return self.base / "img" / "characters"
+
+    @property
+    def faces_dir(self) -> Path:
+        return self.base / "img" / "faces"
+
+    @property
+    def data_dir(self) -> Path:
+        """rmmv-gan's own files (requests, presets) inside the game."""
+        return self.base / "rmmv_gan"
+
+    def __repr__(self) -> str:
+        return f"GameFolder({str(self.root)!r}, kind={self.kind!r})"
+
+
+# --------------------------------------------------------------------------- names
+
+def safe_asset_name(name: str, max_length: int = MAX_NAME_LENGTH) -> str:
+    """`name` unchanged if it can be an asset file name on Windows, macOS, Linux and the web,
+    else AssetNameError saying why. Nothing is silently altered: a name the user typed is the
+    name the editor shows. The `$` / `!` prefixes belong to the sheet kind and are added by
+    the writer, so a name may not start with them."""
+    if not isinstance(name, str):
+        raise AssetNameError(f"asset name must be text, got {type(name).__name__}")
+    if not name:
+        raise AssetNameError("asset name is empty")
+    if len(name) > max_length:
+        raise AssetNameError(f"asset name is {len(name)} characters long; the limit is {max_length}")
+    bad = sorted({c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp")})
+    if bad:
+        shown = ", ".join(f"U+{ord(c):04X}" for c in bad)
+        raise AssetNameError(f"asset name {name!r} contains control or invisible characters ({shown})")
+    if ".." in name:
+        raise AssetNameError(f"asset name {name!r} contains '..', which can lead out of the "
+                             f"image folder")
+    bad = sorted(set(name) & _FORBIDDEN)
+    if bad:
+        raise AssetNameError(f"asset name {name!r} contains {' '.join(bad)}; path separators and "
+                             f"the characters < > : \" / \\ | ? * are not allowed in file names")
+    if name.startswith("."):
+        raise AssetNameError(f"asset name {name!r} starts with '.' (a hidden file)")
+    if name[-1] in ". ":
+        raise AssetNameError(f"asset name {name!r} ends with a dot or a space, which Windows drops")
+    if name[0] in "$!":
+        raise AssetNameError(f"asset name {name!r} starts with {name[0]!r}; the '$' (one character) "
+                             f"and '!' (object) prefixes are added by the sheet kind, give the "
+                             f"name without them")
+    stem = name.split(".")[0].rstrip(" ").upper()
+    if stem in _RESERVED:
+        raise AssetNameError(f"asset name {name!r} is a reserved device name on Windows ({stem})")
+    return name
+
+
+def asset_filename(name: str, prefix: str = "", ext: str = ".png") -> str:
+    """The file name for an asset: prefix + checked name + extension."""
+    if prefix.strip("$!"):
+        raise AssetNameError(f"prefix may only hold '$' and '!', got {prefix!r}")
+    filename = prefix + safe_asset_name(name) + ext
+    if len(filename.encode("utf-8")) > _MAX_FILENAME_BYTES:
+        raise AssetNameError(f"file name {filename!r} is longer than {_MAX_FILENAME_BYTES} bytes")
+    return filename
+
+
+def unique_name(folder: str | os.PathLike, name: str, prefix: str = "", ext: str = ".png") -> str:
+    """`name`, or `name_2`, `name_3`, ... : the first whose file is free in `folder`. Compared
+    case-insensitively, as Windows and macOS see files, so a project copied there keeps all
+    its sheets."""
+    folder = Path(folder)
+    taken = {p.name.lower() for p in folder.iterdir()} if folder.is_dir() else set()
+    candidate, n = name, 1
+    while asset_filename(candidate, prefix, ext).lower() in taken:
+        n += 1
+        candidate = f"{name}_{n}"
+    return candidate
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":  # Windows cannot open a folder; NTFS journals the rename itself
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None],
+                 overwrite: bool = False) -> Path:
+    """Call `write(f)` on a temporary file beside `path`, then put it in place in one step.
+
+    overwrite=False raises AssetExistsError if `path` exists (also when it appears while
+    writing: the final step is a hard link, which never replaces). Any exception removes the
+    temporary file and leaves `path` as it was.
+    """
+    path = Path(path)
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    if not overwrite and path.exists():
+        raise AssetExistsError(f"{path} already exists; pass overwrite=True to replace it or ask "
+                               f"for a unique name")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); an asset should be as readable as the old one
+        # or as a normal new file, or a web server may not serve it.
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            mode = 0o644
+        os.chmod(tmp, mode)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _place_new(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(folder)
+    return path
+
+
+def _place_new(tmp: str, path: Path) -> None:
+    try:
+        os.link(tmp, path)  # atomic and fails if the name is taken
+    except FileExistsError:
+        raise AssetExistsError(f"{path} already exists; pass overwrite=True to replace it or "
+                               f"ask for a unique name") from None
+    except OSError:
+        # No hard links here (FAT, some network shares): check, then rename.
+        if path.exists():
+            raise AssetExistsError(f"{path} already exists; pass overwrite=True to replace it "
+                                   f"or ask for a unique name") from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
+    """Write `data` to `path` atomically (see `atomic_write`)."""
+    return atomic_write(path, lambda f: f.write(data), overwrite)
+
+
+def _image(array: np.ndarray) -> Image.Image:
+    a = np.asarray(array)
+    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ValueError(f"image must be a uint8 H x W x 3 or H x W x 4 array, got {a.dtype} {a.shape}")
+    if a.shape[2] == 3:  # the game expects PNGs with alpha
+        a = np.concatenate([a, np.full(a.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    return Image.fromarray(np.ascontiguousarray(a), "RGBA")
+
+
+def write_png(path: str | os.PathLike, array: np.ndarray, overwrite: bool = False) -> Path:
+    """Encode an RGB(A) array as an RGBA PNG straight into the temporary file and put it in
+    place atomically."""
+    image = _image(array)
+    return atomic_write(path, lambda f: image.save(f, format="PNG"), overwrite)
+
+
+# --------------------------------------------------------------------------- assets
+
+def _write_asset(folder: Path, name: str, prefix: str, array: np.ndarray, overwrite: bool,
+                 unique: bool) -> Path:
+    if overwrite and unique:
+        raise ValueError("choose overwrite or unique, not both")
+    filename = asset_filename(name, prefix)  # refuse a bad name before anything touches the disk
+    if not overwrite and not unique and folder.is_dir():
+        # Windows and macOS see `$Hero.png` and `$hero.png` as one file: a project copied
+        # there would lose one of them.
+        clash = [p.name for p in folder.iterdir() if p.name.lower() == filename.lower()]
+        if clash:
+            raise AssetExistsError(f"{folder / clash[0]} already exists; pass overwrite=True to "
+                                   f"replace it or ask for a unique name")
+    while True:
+        chosen = unique_name(folder, name, prefix) if unique else name
+        try:
+            return write_png(folder / asset_filename(chosen, prefix), array, overwrite)
+        except AssetExistsError:
+            if not unique:
+                raise
+            # another writer took the name between the check and the write: try the next
+
+
+def write_character(game: GameFolder, name: str, sheet: np.ndarray, *, single: bool = True,
+                    obj: bool = False, overwrite: bool = False, unique: bool = False) -> Path:
+    """Write a walk sheet into img/characters and return its path (its stem is the name to
+    give the game).
+
+    single: a one-character sheet (3 x 4 frames), written as `$NAME.png`; False for an
+    8-character sheet (12 x 8 frames), `NAME.png`. obj: an object sprite, `!` in front (no
+    6-px lift). An existing file raises AssetExistsError unless overwrite=True, or
+    unique=True picks `NAME_2`, `NAME_3`, ...
+    """
+    a = np.asarray(sheet)
+    cols, rows = (3, 4) if single else (12, 8)
+    h, w = a.shape[:2] if a.ndim == 3 else (0, 0)
+    if h == 0 or w == 0 or h % rows or w % cols:
+        what = "a one-character sheet" if single else "an 8-character sheet"
+        raise ValueError(f"{what} must be an image that divides into {cols} x {rows} frames; "
+                         f"got an array of shape {a.shape}")
+    prefix = ("!" if obj else "") + ("$" if single else "")
+    return _write_asset(game.characters_dir, name, prefix, a, overwrite, unique)
+
+
+def write_faces(game: GameFolder, name: str, sheet: np.ndarray, *, overwrite: bool = False,
+                unique: bool = False) -> Path:
+    """Write a 576 x 288 face sheet (faceIndex 0-7) as img/faces/NAME.png; see
+    `write_character` for overwrite and unique."""
+    a = np.asarray(sheet)
+    if a.shape[:2] != (288, 576):
+        raise ValueError(f"a face sheet must be 576 x 288 (4 x 2 faces of 144 px, as the game "
+                         f"draws them); got {a.shape[1] if a.ndim > 1 else '?'} x {a.shape[0]}")
+    return _write_asset(game.faces_dir, name, "", a, overwrite, unique)

@@ -19,6 +19,7 @@ import io
 import json
 import math
 import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,9 +74,10 @@ def _load_storage_bytes(data):
     try:
         return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
-        # torch names the refused global in its message ("Unsupported global: GLOBAL posix.system ...").
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-        raise UnsafeModelError(f"refused a tensor storage whose bytes are not plain weights: {first}") from None
+        # torch's message names the refused global ("... unsupported GLOBAL posix.system ...").
+        m = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"asks for the global '{m.group(1)}'" if m else "is not plain weights"
+        raise UnsafeModelError(f"refused: a tensor storage in the file {what}") from None
     except Exception as exc:  # noqa: BLE001 - any failure here means a corrupt file
         raise ModelFileError(f"unreadable tensor storage: {exc}") from None
 

@@ -80,8 +80,8 @@ def test_filtered_lrelu_plan_matches_reference(up, down, taps, radial):
     dict(img_resolution=32, channel_base=1024, channel_max=64, architecture="resnet", c_dim=4),
     dict(img_resolution=32, channel_base=1024, channel_max=64, architecture="orig", mapping_kwargs=dict(num_layers=3)),
 ], ids=["skip64", "resnet32-cond", "orig32"])
-def test_stylegan2_fused_and_batched_paths_agree(config):
-    """One image at a time (fused modulation) equals a batch (activations scaled)."""
+def test_stylegan2_fused_and_unfused_modulation_agree(config):
+    """The fused modulation (grouped convolution) equals the scaled-activation form."""
     torch.manual_seed(0)
     kwargs = dict(z_dim=32, c_dim=0, w_dim=32, img_channels=3) | config
     G = new_network("G", "stylegan2", **kwargs).eval()
@@ -89,8 +89,8 @@ def test_stylegan2_fused_and_batched_paths_agree(config):
     c = torch.eye(kwargs["c_dim"])[[0, 1, 3]] if kwargs["c_dim"] else None
     ws = G.mapping(torch.randn(3, 32), c, truncation_psi=0.7)
     with torch.no_grad():
-        batch = G.synthesis(ws, noise_mode="const")
-        single = torch.cat([G.synthesis(ws[i : i + 1], noise_mode="const") for i in range(3)])
+        batch = G.synthesis(ws, noise_mode="const", fused_modconv=False)
+        single = torch.cat([G.synthesis(ws[i : i + 1], noise_mode="const", fused_modconv=True) for i in range(3)])
     assert batch.shape == (3, 3, config["img_resolution"], config["img_resolution"])
     assert max_rel_error(single, batch) < 1e-4
 

@@ -120,11 +120,12 @@ def test_object_arrays_are_refused(tmp_path):
         load_generator(path)
 
 
-def test_real_snapshot_with_hostile_module_source_still_loads(tmp_path, marker):
+def test_real_snapshot_with_hostile_module_source_still_loads(tmp_path, marker, monkeypatch):
     """Rewriting module_src of the golden file (same length-prefixed string) changes nothing."""
+    monkeypatch.chdir(tmp_path)  # the planted source writes ran.txt relative to here
     data = (golden_dir() / "sg3t_32.pkl").read_bytes()
     old = b"# module source omitted: this file carries weights and constructor arguments only\n"
-    new = f"open(r'{marker}','w')#".encode().ljust(len(old), b" ")
+    new = f"open('{marker.name}','w')#".encode().ljust(len(old) - 1, b" ") + b"\n"
     assert old in data and len(new) == len(old)
     path = tmp_path / "src.pkl"
     path.write_bytes(data.replace(old, new))

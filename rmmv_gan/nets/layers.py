@@ -119,3 +119,34 @@ class MappingNetwork(torch.nn.Module):
             else:
                 x[:, :truncation_cutoff] = self.w_avg.lerp(x[:, :truncation_cutoff], truncation_psi)
         return x
+
+
+class Generator(torch.nn.Module):
+    """Mapping network + a synthesis network, with NVIDIA's generator interface.
+
+    Subclasses name their synthesis network and the mapping depth their architecture uses
+    when the snapshot does not say.
+    """
+
+    synthesis_class = None
+    default_mapping_layers = 8
+
+    def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs=None, **synthesis_kwargs):
+        super().__init__()
+        self.z_dim = z_dim
+        self.c_dim = c_dim
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.synthesis = self.synthesis_class(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
+                                              **synthesis_kwargs)
+        self.num_ws = self.synthesis.num_ws
+        self.img_shape = getattr(self.synthesis, "img_shape", (img_resolution, img_resolution))  # (H, W)
+        mapping_kwargs = dict(mapping_kwargs or {})
+        mapping_kwargs.setdefault("num_layers", self.default_mapping_layers)
+        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
+
+    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_emas=False, **synthesis_kwargs):
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                          update_emas=update_emas)
+        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)

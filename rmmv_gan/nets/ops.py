@@ -355,10 +355,13 @@ class FilteredLReLUPlan:
         run = self._separable if (r > 1 and self.separable) else self._components
         # The temporary signal is up*up times the input: work through a slice of channels at
         # a time, which keeps the working set near the caches (measured: 5x on the largest layers).
-        step = max(1, self.chunk_elements // (n * x.shape[2] * x.shape[3] * u * u))
-        if step >= c:
+        step = max(1, self.chunk_elements // (x.shape[2] * x.shape[3] * u * u))
+        if n == 1 and step >= c:
             return run(x, c)
-        return torch.cat([run(x[:, i : i + step], min(step, c - i)) for i in range(0, c, step)], dim=1)
+        # One sample at a time, then slices of channels (measured: slicing a batch into few-channel
+        # pieces is slower than going sample by sample).
+        return torch.cat([torch.cat([run(x[j : j + 1, i : i + step], min(step, c - i)) for i in range(0, c, step)],
+                                    dim=1) for j in range(n)], dim=0)
 
     def _components(self, x, c):
         n, u, r = x.shape[0], self.up, self.r

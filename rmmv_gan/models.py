@@ -17,10 +17,9 @@ from __future__ import annotations
 import collections
 import io
 import json
-import math
 import pickle
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +50,6 @@ class PersistentRecord:
     class_name: str
     state: dict
     version: int = 0
-    children: dict = field(default_factory=dict)
 
 
 class _EasyDict(dict):
@@ -403,7 +401,3 @@ def convert(src, dst, half: bool = False) -> dict:
     nets = {kind: spec.build() for kind, spec in specs.items()}
     save_networks(dst, nets, half=half)
     return {kind: spec.arch for kind, spec in specs.items()}
-
-
-def num_params(net: torch.nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in net.state_dict().values())

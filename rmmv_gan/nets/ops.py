@@ -242,18 +242,34 @@ def _polyphase_taps(f: np.ndarray, up: int, pad0: int, length: int):
     return kernels, lo, kw, -(-length // up)
 
 
+def _shifted_phases(g: np.ndarray, up: int, shift: int, taps: int) -> np.ndarray:
+    """[up, taps] table of g[up*t + rho - shift] (zero outside g): the down filter's taps that
+    meet polyphase component rho at offset t, for an output phase starting `shift` samples in."""
+    padded = np.zeros(up * taps)
+    padded[shift : shift + len(g)] = g
+    return padded.reshape(taps, up).T
+
+
 class FilteredLReLUPlan:
-    """One layer's filtered leaky ReLU, computed entirely on the low-rate grid.
+    """One layer's filtered leaky ReLU, computed on the low-rate grid.
 
     The official op upsamples to a temporary grid (`up` times the input rate), applies the
-    leaky ReLU there, and filters back down. Here the temporary signal is never interleaved:
-    it is held as its up x up polyphase components (channel c*up*up + phase), produced by one
-    depthwise convolution of the input. The activation is pointwise, so it applies to the
-    components as they are. The down filter with stride `down` is then a grouped convolution
-    that reads the components of each channel and writes r x r output phases (r = up / down),
-    which a pixel shuffle interleaves. Same arithmetic as the reference, a fraction of the
-    memory traffic.
+    leaky ReLU there, and filters back down with stride `down`. Here the temporary signal is
+    held as its up x up polyphase components, each one depthwise convolution of the input
+    (oneDNN is fast at depthwise convolutions in channels-last layout); the activation is
+    pointwise, so it applies to the components where they are. Then:
+
+    - r = up / down == 1: the output is a sum over components of small depthwise filters;
+    - r > 1, separable down filter: the same in 1-D passes, giving r x r output phases that
+      a pixel shuffle interleaves;
+    - r > 1, radial down filter: the components are interleaved into the temporary grid and
+      filtered with a strided depthwise convolution.
+
+    Channels are processed in slices, and a batch sample by sample, so that the working set
+    stays small. Same arithmetic as the reference, a fraction of the memory traffic.
     """
+
+    chunk_elements = 1 << 22  # measured best of 2^20, 2^22, 2^24 on StyleGAN3-T 256 px
 
     def __init__(self, fu, fd, up, down, padding, in_size, gain, slope, clamp, flip_filter=False):
         if flip_filter:
@@ -262,176 +278,125 @@ class FilteredLReLUPlan:
             raise NotImplementedError("the up factor must be a multiple of the down factor")
         px0, px1, py0, py1 = _parse_padding(padding)
         in_w, in_h = int(in_size[0]), int(in_size[1])
-        self.up, self.down, self.r = up, down, up // down
+        u, d, r = up, down, up // down
+        self.up, self.down, self.r = u, d, r
         self.slope, self.gain = float(slope), float(gain)
+        # clamp(gain * lrelu(v), c) == gain * clamp(lrelu(v), c / gain): the gain goes into the
+        # (linear) down filter.
+        self.act_clamp = None if clamp is None else float(clamp) / self.gain
+        self.trivial = fu is None and fd is None and up == 1 and down == 1
         fu_np = np.ones(1) if fu is None else fu.detach().cpu().double().numpy()
         fd_np = np.ones([1, 1]) if fd is None else fd.detach().cpu().double().numpy()
         if fu_np.ndim != 1:
             raise NotImplementedError("2-D upsampling filters are not used by StyleGAN3")
-        fd2 = np.outer(fd_np, fd_np) if fd_np.ndim == 1 else fd_np
+        self.separable = fd_np.ndim == 1
+        fd2 = np.outer(fd_np, fd_np) if self.separable else fd_np
         ku, kd = len(fu_np), fd2.shape[0]
-        tmp_w = in_w * up + px0 + px1 - (ku - 1)
-        tmp_h = in_h * up + py0 + py1 - (ku - 1)
-        self.out_w = (tmp_w - kd + down) // down
-        self.out_h = (tmp_h - kd + down) // down
+        tmp_w = in_w * u + px0 + px1 - (ku - 1)
+        tmp_h = in_h * u + py0 + py1 - (ku - 1)
+        self.out_w = (tmp_w - kd + d) // d
+        self.out_h = (tmp_h - kd + d) // d
+        self.m_w, self.m_h = -(-self.out_w // r), -(-self.out_h // r)  # outputs per output phase
 
-        # Down stage, per axis: z[r*m + s] = sum_k g[k] a[u*(m + t) + rho] with u*t + rho = d*s + k,
-        # where g is the down filter in correlation order (flipped). T taps of t per (s, rho).
-        u, d, r = up, down, self.r
-        taps = (d * (r - 1) + kd - 1) // u + 1
-        g2 = fd2[::-1, ::-1] * gain  # the activation gain, folded into the (linear) down filter
-        wd = np.zeros([r, r, u, u, taps, taps])
-        for sy in range(r):
-            for sx in range(r):
-                for ry in range(u):
-                    for rx in range(u):
-                        for ty in range(taps):
-                            for tx in range(taps):
-                                ky, kx = u * ty + ry - d * sy, u * tx + rx - d * sx
-                                if 0 <= ky < kd and 0 <= kx < kd:
-                                    wd[sy, sx, ry, rx, ty, tx] = g2[ky, kx]
-        self.down_weight = torch.from_numpy(wd.reshape(r * r, u * u, taps, taps).astype(np.float32))
-        self.down_full = torch.from_numpy(g2.astype(np.float32).copy())  # for the strided path
-        m_w, m_h = -(-self.out_w // r), -(-self.out_h // r)
-        # Up stage: enough phase samples for the down stage's windows.
-        kx_, lox, kwx, qx = _polyphase_taps(fu_np * up, up, px0, tmp_w)
-        ky_, loy, kwy, qy = _polyphase_taps(fu_np * up, up, py0, tmp_h)
-        qx, qy = max(qx, m_w + taps - 1), max(qy, m_h + taps - 1)
-        k2 = np.einsum("ai,bj->abij", ky_, kx_).reshape(up * up, kwy, kwx)
-        self.up_weight = torch.from_numpy(k2.astype(np.float32))
-        # A 1-D down filter also runs as two 1-D passes. (A radial filter's SVD has 4 terms above
-        # float32 precision, but four passes measured slower than the strided 2-D path.)
-        self.separable = fd is None or fd_np.ndim == 1
-        g1 = fd_np[::-1] if self.separable and fd is not None else np.ones(1)
+        # Down stage: output z[r*m + s] = sum_k g[k] a[d*(r*m + s) + k], g the down filter in
+        # correlation order; with a[u*q + rho] = component rho, that is taps t of component rho
+        # at q = m + t, where u*t + rho = d*s + k.
+        self.taps = taps = (d * (r - 1) + kd - 1) // u + 1
+        g2 = fd2[::-1, ::-1] * gain
+        self.down_full = torch.from_numpy(g2.astype(np.float32).copy())  # strided path
+        gp = np.zeros([u * taps, u * taps])
+        gp[:kd, :kd] = g2
+        # r == 1 path: [u*u, taps, taps], kernel of component (ry, rx) = g2[u*ty + ry, u*tx + rx].
+        self.down_phases = torch.from_numpy(
+            gp.reshape(taps, u, taps, u).transpose(1, 3, 0, 2).reshape(u * u, taps, taps).astype(np.float32).copy())
+        if self.separable:
+            g1 = fd_np[::-1]
+            dx = np.stack([_shifted_phases(g1 * gain, u, d * s_, taps) for s_ in range(r)])  # [r, u, taps]
+            dy = np.stack([_shifted_phases(g1, u, d * s_, taps) for s_ in range(r)])
+            self.down_1d = (torch.from_numpy(dx.astype(np.float32)), torch.from_numpy(dy.astype(np.float32)))
 
-        def down_phases(g1):
-            d1 = np.zeros([r, u, taps])
-            for s_ in range(r):
-                for rho in range(u):
-                    for t_ in range(taps):
-                        k_ = u * t_ + rho - d * s_
-                        if 0 <= k_ < kd:
-                            d1[s_, rho, t_] = g1[k_]
-            return d1
-
-        terms = [(g1 * gain, g1)] if self.separable else []  # (along x, along y)
-        self.sep = [torch.from_numpy(np.stack(a).astype(np.float32)) for a in (kx_, ky_)]
-        self.sep_terms = [tuple(torch.from_numpy(down_phases(g).astype(np.float32)) for g in term) for term in terms]
+        # Up stage: enough samples of each component for the down stage's windows.
+        kx, lox, kwx, qx = _polyphase_taps(fu_np * u, u, px0, tmp_w)  # gain up**2, split over the axes
+        ky, loy, kwy, qy = _polyphase_taps(fu_np * u, u, py0, tmp_h)
+        qx, qy = max(qx, self.m_w + taps - 1), max(qy, self.m_h + taps - 1)
         self.up_pad = [-lox, (qx - 1 + lox + kwx - 1) - (in_w - 1), -loy, (qy - 1 + loy + kwy - 1) - (in_h - 1)]
-        self.m_w, self.m_h = m_w, m_h
-        # clamp(gain * lrelu(v), c) == gain * clamp(lrelu(v), c / gain)
-        self.act_clamp = None if clamp is None else float(clamp) / self.gain
-        self.trivial = fu is None and fd is None and up == 1 and down == 1
-
-    chunk_elements = 1 << 22
-
-    def _separable(self, x, c):
-        return _separable_impl(self, x, x.shape[0], c)
+        self.up_2d = torch.from_numpy(np.einsum("ai,bj->abij", ky, kx).reshape(u * u, kwy, kwx).astype(np.float32))
+        self.up_1d = (torch.from_numpy(kx.astype(np.float32)), torch.from_numpy(ky.astype(np.float32)))
 
     def to(self, device):
-        self.up_weight = self.up_weight.to(device)
-        self.down_weight = self.down_weight.to(device)
-        self.down_full = self.down_full.to(device)
-        self.sep = [a.to(device) for a in self.sep]
-        self.sep_terms = [tuple(a.to(device) for a in term) for term in self.sep_terms]
+        for name in ("up_2d", "down_full", "down_phases"):
+            setattr(self, name, getattr(self, name).to(device))
+        self.up_1d = tuple(t.to(device) for t in self.up_1d)
+        if self.separable:
+            self.down_1d = tuple(t.to(device) for t in self.down_1d)
         return self
 
     def __call__(self, x, b=None):
         n, c = x.shape[:2]
         if b is not None:
             x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
-        x = x.contiguous(memory_format=torch.channels_last)
-        u, r = self.up, self.r
+        x = _pad(x.contiguous(memory_format=torch.channels_last), *self.up_pad)
         if self.trivial:
             # 1x1 filters (the toRGB layer): padding, activation, gain only.
-            x = _pad(x, *self.up_pad)[:, :, : self.out_h, : self.out_w]
+            x = x[:, :, : self.out_h, : self.out_w]
             if self.slope != 1:
                 x = F.leaky_relu(x, self.slope)
             if self.act_clamp is not None:
                 x = x.clamp(-self.act_clamp, self.act_clamp)
             return x * self.gain if self.gain != 1 else x
-        x = _pad(x, *self.up_pad)
         # (Measured: for r == 1 the 2-D component kernels are faster than 1-D passes.)
-        run = self._separable if (r > 1 and self.separable) else self._components
-        # The temporary signal is up*up times the input: work through a slice of channels at
-        # a time, which keeps the working set near the caches (measured: 5x on the largest layers).
-        step = max(1, self.chunk_elements // (x.shape[2] * x.shape[3] * u * u))
+        run = self._separable if (self.r > 1 and self.separable) else self._components
+        step = max(1, self.chunk_elements // (x.shape[2] * x.shape[3] * self.up**2))
         if n == 1 and step >= c:
-            return run(x, c)
-        # One sample at a time, then slices of channels (measured: slicing a batch into few-channel
-        # pieces is slower than going sample by sample).
-        return torch.cat([torch.cat([run(x[j : j + 1, i : i + step], min(step, c - i)) for i in range(0, c, step)],
-                                    dim=1) for j in range(n)], dim=0)
+            return run(x)
+        # Sample by sample, then slices of channels (measured: slicing a whole batch into
+        # few-channel pieces is slower).
+        return torch.cat([torch.cat([run(x[j : j + 1, i : i + step]) for i in range(0, c, step)], dim=1)
+                          for j in range(n)], dim=0)
 
-    def _components(self, x, c):
-        n, u, r = x.shape[0], self.up, self.r
-        # Up: one depthwise convolution per polyphase component (oneDNN runs depthwise
-        # convolutions with one filter per channel far faster than grouped ones).
-        phases = []
-        for k in self.up_weight.to(x.dtype):
-            a = F.conv2d(x, k[None, None].expand(c, 1, *k.shape), groups=c)
-            if self.slope != 1:
-                F.leaky_relu_(a, self.slope)
-            if self.act_clamp is not None:
-                a.clamp_(-self.act_clamp, self.act_clamp)
-            phases.append(a)
-        wd = self.down_weight.to(x.dtype)  # [r*r, u*u, T, T]
-        t = wd.shape[-1]
-        if r == 1:
-            # Down by the same factor: the output is a sum of filtered components.
+    def _activate_(self, a):
+        if self.slope != 1:
+            F.leaky_relu_(a, self.slope)
+        if self.act_clamp is not None:
+            a.clamp_(-self.act_clamp, self.act_clamp)
+        return a
+
+    def _components(self, x):
+        n, c = x.shape[:2]
+        u, t = self.up, self.taps
+        phases = [self._activate_(_depthwise(x, k.to(x.dtype))) for k in self.up_2d]
+        if self.r == 1:
             z = None
-            for a, k in zip(phases, wd[0]):
-                a = a[:, :, : self.m_h + t - 1, : self.m_w + t - 1]
-                y = F.conv2d(a, k[None, None].expand(c, 1, *k.shape), groups=c)
+            for a, k in zip(phases, self.down_phases.to(x.dtype)):
+                y = _depthwise(a[:, :, : self.m_h + t - 1, : self.m_w + t - 1], k)
                 z = y if z is None else z.add_(y)
             return z[:, :, : self.out_h, : self.out_w]
-        # Down by less than up: interleave the components into the temporary grid and filter
-        # it with a strided depthwise convolution.
         a = torch.stack(phases, dim=2).reshape(n, c * u * u, *phases[0].shape[2:])
         a = F.pixel_shuffle(a, u).contiguous(memory_format=torch.channels_last)
         return _depthwise(a, self.down_full, stride=self.down)[:, :, : self.out_h, : self.out_w]
 
-
-def _dw1(x, k, axis):
-    """Depthwise 1-D valid correlation of every channel with kernel k along W (axis=3) or H (2)."""
-    c = x.shape[1]
-    shape = (c, 1, 1, k.shape[0]) if axis == 3 else (c, 1, k.shape[0], 1)
-    return F.conv2d(x, k.reshape(1, 1, -1).expand(c, 1, k.shape[0]).reshape(shape), groups=c)
-
-
-def _separable_impl(plan, x, n, c):
-    """Polyphase path for separable filters when the output rate is above the input rate.
-
-    Every step is a 1-D depthwise convolution on the low-rate grid: components along x, then
-    along y; the activation; the down filter along x, then along y, summed over components.
-    """
-    kx, ky = (a.to(x.dtype) for a in plan.sep)
-    u, r = plan.up, plan.r
-    t = plan.sep_terms[0][0].shape[-1]
-    bx = [_dw1(x, k, 3) for k in kx]  # u x [N, C, Hp, Qx]
-    a = [[None] * u for _ in range(u)]
-    for ry in range(u):
-        for rx in range(u):
-            v = _dw1(bx[rx], ky[ry], 2)[:, :, : plan.m_h + t - 1, : plan.m_w + t - 1]
-            if plan.slope != 1:
-                F.leaky_relu_(v, plan.slope)
-            if plan.act_clamp is not None:
-                v.clamp_(-plan.act_clamp, plan.act_clamp)
-            a[ry][rx] = v
-    out = [None] * (r * r)
-    for dx, dy in plan.sep_terms:
+    def _separable(self, x):
+        n, c = x.shape[:2]
+        u, r, t = self.up, self.r, self.taps
+        kx, ky = (k.to(x.dtype) for k in self.up_1d)
+        dx, dy = (k.to(x.dtype) for k in self.down_1d)
+        bx = [_depthwise(x, k[None, :]) for k in kx]  # along x: u x [N, C, Hp, Qx]
+        a = [[self._activate_(_depthwise(bx[rx], ky[ry][:, None])[:, :, : self.m_h + t - 1, : self.m_w + t - 1])
+              for rx in range(u)] for ry in range(u)]
+        out = []
         for sy in range(r):
             for sx in range(r):
+                z = None
                 for ry in range(u):
                     cx = None
                     for rx in range(u):
-                        y = _dw1(a[ry][rx], dx[sx, rx].to(x.dtype), 3)
+                        y = _depthwise(a[ry][rx], dx[sx, rx][None, :])
                         cx = y if cx is None else cx.add_(y)
-                    y = _dw1(cx, dy[sy, ry].to(x.dtype), 2)
-                    i = sy * r + sx
-                    out[i] = y if out[i] is None else out[i].add_(y)
-    z = torch.stack(out, dim=2).reshape(n, c * r * r, *out[0].shape[2:])
-    return F.pixel_shuffle(z, r)[:, :, : plan.out_h, : plan.out_w]
+                    y = _depthwise(cx, dy[sy, ry][:, None])
+                    z = y if z is None else z.add_(y)
+                out.append(z)
+        z = torch.stack(out, dim=2).reshape(n, c * r * r, *out[0].shape[2:])
+        return F.pixel_shuffle(z, r)[:, :, : self.out_h, : self.out_w]
 
 
 def filtered_lrelu_ref(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=SQRT2, slope=0.2,

@@ -58,7 +58,7 @@ def convert(src, dst, half):
     except ModelFileError as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
-        raise UserError(f"{dst}: cannot write ({exc.strerror or exc})") from None
+        raise UserError(f"{dst}: cannot write ({exc})") from None
     click.echo(f"wrote {dst}: " + ", ".join(f"{k} ({v})" for k, v in written.items()))
 
 

@@ -361,8 +361,16 @@ def save_networks(path, networks: dict, half: bool = False, extra: dict | None =
             tensors[f"{kind}.{name}"] = t
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={FORMAT_NAME: json.dumps(config)})
-    tmp.replace(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: no such folder")
+    try:
+        try:
+            save_file(tensors, str(tmp), metadata={FORMAT_NAME: json.dumps(config)})
+        except Exception as exc:  # noqa: BLE001 - safetensors reports I/O failures as its own error type
+            raise OSError(f"{path}: cannot write ({exc})") from None
+        tmp.replace(path)  # a failed write leaves the old file, never a torn one
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def new_network(kind: str, arch: str, **kwargs) -> torch.nn.Module:

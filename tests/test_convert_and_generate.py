@@ -71,3 +71,10 @@ def test_generate_refuses_bad_seed_lists(tmp_path, seeds):
                                        seeds, "--outdir", str(tmp_path / "out")])
     assert result.exit_code != 0 and "seed" in result.output.lower()
     assert not (tmp_path / "out").exists()
+
+
+def test_convert_into_a_missing_folder_fails_cleanly(tmp_path):
+    dst = tmp_path / "no" / "such" / "dir" / "g.safetensors"
+    result = CliRunner().invoke(main, ["convert", str(golden_dir() / "sg3t_32.pkl"), str(dst)])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert not dst.parent.exists()

@@ -318,12 +318,16 @@ class FilteredLReLUPlan:
         # Up stage: enough samples of each component for the down stage's windows.
         kx, lox, kwx, qx = _polyphase_taps(fu_np * u, u, px0, tmp_w)  # gain up**2, split over the axes
         ky, loy, kwy, qy = _polyphase_taps(fu_np * u, u, py0, tmp_h)
-        qx, qy = max(qx, self.m_w + taps - 1), max(qy, self.m_h + taps - 1)
+        # The down stage reads components q < m + taps - 1 only (which covers every temporary
+        # sample an output needs), so exactly that many are computed: no crop, no copy.
+        qx, qy = self.m_w + taps - 1, self.m_h + taps - 1
         self.up_pad = [-lox, (qx - 1 + lox + kwx - 1) - (in_w - 1), -loy, (qy - 1 + loy + kwy - 1) - (in_h - 1)]
         self.up_2d = torch.from_numpy(np.einsum("ai,bj->abij", ky, kx).reshape(u * u, kwy, kwx).astype(np.float32))
         self.up_1d = (torch.from_numpy(kx.astype(np.float32)), torch.from_numpy(ky.astype(np.float32)))
+        self._weights = {}
 
     def to(self, device):
+        self._weights = {}
         for name in ("up_2d", "down_full", "down_phases"):
             setattr(self, name, getattr(self, name).to(device))
         self.up_1d = tuple(t.to(device) for t in self.up_1d)
@@ -354,6 +358,16 @@ class FilteredLReLUPlan:
         return torch.cat([torch.cat([run(x[j : j + 1, i : i + step]) for i in range(0, c, step)], dim=1)
                           for j in range(n)], dim=0)
 
+    def _dw(self, x, k, stride=1):
+        """Depthwise valid correlation with the 2-D kernel k (a view of one of the plan's
+        tables); the per-channel weight is expanded once per channel count and cached."""
+        c = x.shape[1]
+        key = (k.data_ptr(), tuple(k.shape), c, x.dtype)
+        w = self._weights.get(key)
+        if w is None:
+            w = self._weights[key] = k.to(x.dtype)[None, None].expand(c, 1, *k.shape).contiguous()
+        return F.conv2d(x, w, stride=stride, groups=c)
+
     def _activate_(self, a):
         if self.slope != 1:
             F.leaky_relu_(a, self.slope)
@@ -363,26 +377,25 @@ class FilteredLReLUPlan:
 
     def _components(self, x):
         n, c = x.shape[:2]
-        u, t = self.up, self.taps
-        phases = [self._activate_(_depthwise(x, k.to(x.dtype))) for k in self.up_2d]
+        u = self.up
+        phases = [self._activate_(self._dw(x, k.to(x.dtype))) for k in self.up_2d]
         if self.r == 1:
             z = None
             for a, k in zip(phases, self.down_phases.to(x.dtype)):
-                y = _depthwise(a[:, :, : self.m_h + t - 1, : self.m_w + t - 1], k)
+                y = self._dw(a, k)
                 z = y if z is None else z.add_(y)
             return z[:, :, : self.out_h, : self.out_w]
         a = torch.stack(phases, dim=2).reshape(n, c * u * u, *phases[0].shape[2:])
         a = F.pixel_shuffle(a, u).contiguous(memory_format=torch.channels_last)
-        return _depthwise(a, self.down_full, stride=self.down)[:, :, : self.out_h, : self.out_w]
+        return self._dw(a, self.down_full, stride=self.down)[:, :, : self.out_h, : self.out_w]
 
     def _separable(self, x):
         n, c = x.shape[:2]
-        u, r, t = self.up, self.r, self.taps
+        u, r = self.up, self.r
         kx, ky = (k.to(x.dtype) for k in self.up_1d)
         dx, dy = (k.to(x.dtype) for k in self.down_1d)
-        bx = [_depthwise(x, k[None, :]) for k in kx]  # along x: u x [N, C, Hp, Qx]
-        a = [[self._activate_(_depthwise(bx[rx], ky[ry][:, None])[:, :, : self.m_h + t - 1, : self.m_w + t - 1])
-              for rx in range(u)] for ry in range(u)]
+        bx = [self._dw(x, k[None, :]) for k in kx]  # along x: u x [N, C, Hp, Qx]
+        a = [[self._activate_(self._dw(bx[rx], ky[ry][:, None])) for rx in range(u)] for ry in range(u)]
         out = []
         for sy in range(r):
             for sx in range(r):
@@ -390,9 +403,9 @@ class FilteredLReLUPlan:
                 for ry in range(u):
                     cx = None
                     for rx in range(u):
-                        y = _depthwise(a[ry][rx], dx[sx, rx][None, :])
+                        y = self._dw(a[ry][rx], dx[sx, rx][None, :])
                         cx = y if cx is None else cx.add_(y)
-                    y = _depthwise(cx, dy[sy, ry][:, None])
+                    y = self._dw(cx, dy[sy, ry][:, None])
                     z = y if z is None else z.add_(y)
                 out.append(z)
         z = torch.stack(out, dim=2).reshape(n, c * r * r, *out[0].shape[2:])

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 from . import __version__
 
@@ -94,6 +95,206 @@ def generate(network, seeds, psi, class_idx, noise_mode, outdir, device):
             Image.fromarray(img[:, :, 0] if mode == "L" else img, mode).save(outdir / f"seed{seed:04d}.png")
             bar.update(1)
     click.echo(f"wrote {len(seed_list)} images to {outdir}")
+
+
+def _save_image(path: Path, img_uint8) -> None:
+    from PIL import Image
+
+    if not path.parent.is_dir():
+        raise UserError(f"{path.parent}: no such folder")
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[img_uint8.shape[2]]
+    Image.fromarray(img_uint8[:, :, 0] if mode == "L" else img_uint8, mode).save(path)
+
+
+def _parse_color(text: str):
+    text = text.strip().lstrip("#")
+    try:
+        if "," in text:
+            rgb = tuple(int(v) for v in text.split(","))
+        else:
+            rgb = tuple(int(text[i : i + 2], 16) for i in (0, 2, 4))
+        if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb) or ("," not in text and len(text) != 6):
+            raise ValueError
+    except ValueError:
+        raise UserError(f"--background {text!r}: give a colour as #rrggbb or r,g,b") from None
+    return rgb
+
+
+@main.command()
+@click.option("--network", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Snapshot .pkl or rmmv-gan .safetensors file.")
+@click.option("--target", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Image to project (any size; transparency is composited over --background).")
+@click.option("--steps", type=int, default=1000, show_default=True, help="Optimisation steps.")
+@click.option("--wplus", is_flag=True, help="One w per layer (W+) instead of one w for all (W).")
+@click.option("--loss", type=click.Choice(["auto", "vgg", "discriminator", "pixel"]), default="auto",
+              show_default=True, help="auto: vgg with --vgg, else the snapshot's discriminator, else pixel.")
+@click.option("--vgg", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The official vgg16.pt TorchScript file (never downloaded).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write w: .npy [num_ws, w_dim], or .npz as the official projector writes.")
+@click.option("--save-image", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the projected image (PNG).")
+@click.option("--save-video", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write target | projection over the steps (.gif or .mp4).")
+@click.option("--background", default="#ffffff", show_default=True, help="Colour under transparent pixels.")
+@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional networks).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the optimisation noise.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def project(network, target, steps, wplus, loss, vgg, out, save_image, save_video, background, class_idx, seed,
+            device):
+    """Find the w that makes the network draw TARGET (the StyleGAN2 paper's projection)."""
+    from tqdm import tqdm
+
+    from .latent import class_labels, save_w, to_uint8
+    from .models import ModelFileError, load_discriminator
+    from .projector import ProjectionError, ProjectionSettings, load_target, project as run_projection
+
+    if steps < 1:
+        raise UserError(f"--steps {steps}: give at least 1")
+    if out.suffix.lower() not in (".npy", ".npz"):
+        raise UserError(f"--out {out}: the w file must end in .npy or .npz")
+    if save_video is not None and save_video.suffix.lower() not in (".gif", ".mp4"):
+        raise UserError(f"--save-video {save_video}: use a .gif or .mp4 name")
+    for p in (out, save_image, save_video):
+        if p is not None and not p.parent.is_dir():
+            raise UserError(f"{p.parent}: no such folder")
+    if loss == "vgg" and vgg is None:
+        raise UserError("--loss vgg needs --vgg FILE (the official vgg16.pt; it is never downloaded)")
+    if vgg is not None and not vgg.is_file():
+        raise UserError(f"--vgg {vgg}: no such file")
+    rgb = _parse_color(background)
+    dev = _device(device)
+    G = _load_generator(network, dev)
+    try:
+        class_labels(G, class_idx, 1)
+    except ValueError as exc:
+        raise UserError(f"--class: {exc}") from None
+    D = None
+    if loss == "discriminator" or (loss == "auto" and vgg is None):
+        try:
+            D = load_discriminator(network, dev)
+        except ModelFileError:
+            if loss == "discriminator":
+                raise UserError(f"--loss discriminator: {network} holds no discriminator") from None
+    try:
+        tgt = load_target(target, G.img_shape, background=rgb)
+        settings = ProjectionSettings(steps=steps, wplus=wplus, loss=loss, seed=seed)
+        record = max(1, steps // 100) if save_video else 0
+        with tqdm(total=steps, desc="projecting", file=sys.stderr, unit="step") as bar:
+            def progress(step, total, distance):
+                bar.set_postfix(distance=f"{distance:.4f}")
+                bar.update(1)
+
+            result = run_projection(G, tgt, settings, D=D, vgg=vgg, class_idx=class_idx, progress=progress,
+                                    record_every=record)
+    except ProjectionError as exc:
+        raise UserError(str(exc)) from None
+    save_w(out, result.ws[0])
+    if save_image is not None:
+        _save_image(save_image, to_uint8(result.images)[0])
+    if save_video is not None:
+        target_u8 = to_uint8(tgt[None])[0]
+        frames = [np.concatenate([target_u8, to_uint8(f)[0]], axis=1) for f in result.frames]
+        _save_video(save_video, frames)
+    click.echo(f"wrote {out} ({result.loss} loss, final distance {result.distances[-1]:.4f})")
+
+
+def _save_video(path: Path, frames) -> None:
+    if path.suffix.lower() == ".gif":
+        from PIL import Image
+
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=80, loop=0)
+        return
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 12, (w, h))
+    if not writer.isOpened():
+        raise UserError(f"--save-video {path}: this OpenCV build cannot write .mp4; use a .gif name")
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def _w_option(G, spec, psi, class_idx, what):
+    from .latent import resolve_w
+
+    try:
+        return resolve_w(spec, G, psi=psi, class_idx=class_idx)
+    except ValueError as exc:
+        raise UserError(f"{what}: {exc}") from None
+
+
+@main.command()
+@click.option("--network", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--base", required=True, help="The w to start from: a w file (.npy/.npz) or a seed.")
+@click.option("--from", "source", required=True, help="The w whose layers are taken: a w file or a seed.")
+@click.option("--layers", required=True, help="Layers taken from --from, e.g. 6,7 or 0-3.")
+@click.option("--blend", type=float, default=1.0, show_default=True,
+              help="1 replaces the layers; between 0 and 1 interpolates towards --from.")
+@click.option("--psi", type=float, default=1.0, show_default=True, help="Truncation psi for seeds.")
+@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional networks).")
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Image to write (PNG).")
+@click.option("--save-w", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the mixed w (.npy or .npz).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def mix(network, base, source, layers, blend, psi, class_idx, noise_mode, out, save_w, device):
+    """Style mixing: replace (or blend) chosen layers of one w with another's, and render it."""
+    import torch
+
+    from .latent import class_labels, mix as mix_ws, parse_layers, save_w as write_w, to_uint8
+
+    if not 0 <= blend <= 1:
+        raise UserError(f"--blend {blend}: give a number from 0 to 1")
+    G = _load_generator(network, _device(device))
+    try:
+        class_labels(G, class_idx, 1)
+        layer_list = parse_layers(layers, G.num_ws)
+    except ValueError as exc:
+        raise UserError(f"--layers/--class: {exc}") from None
+    w_base = _w_option(G, base, psi, class_idx, "--base")
+    w_from = _w_option(G, source, psi, class_idx, "--from")
+    w = mix_ws(w_base, w_from, layer_list, blend).to(G.mapping.w_avg.device)
+    with torch.no_grad():
+        img = G.synthesis(w[None], noise_mode=noise_mode)
+    _save_image(out, to_uint8(img)[0])
+    if save_w is not None:
+        write_w(save_w, w)
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.option("--network", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--seeds", default="1,2", show_default=True, help="Two seeds (or w files, with --w).")
+@click.option("--psi", type=float, default=0.7, show_default=True)
+@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional networks).")
+@click.option("--layers", default=None, help="Layers to probe (default: all).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Grid image (PNG).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def probe(network, seeds, psi, class_idx, layers, out, device):
+    """A grid that swaps one layer at a time between two sources, to see what each controls.
+
+    Row i: A, B, A with layer i taken from B, B with layer i taken from A.
+    """
+    from .latent import class_labels, parse_layers
+    from .probe import probe_grid
+
+    parts = [p.strip() for p in seeds.split(",")]
+    if len(parts) != 2:
+        raise UserError(f"--seeds {seeds!r}: give exactly two sources, e.g. 1,2")
+    G = _load_generator(network, _device(device))
+    try:
+        class_labels(G, class_idx, 1)
+        layer_list = parse_layers(layers, G.num_ws) if layers else list(range(G.num_ws))
+    except ValueError as exc:
+        raise UserError(f"--layers/--class: {exc}") from None
+    w_a = _w_option(G, parts[0], psi, class_idx, "--seeds")
+    w_b = _w_option(G, parts[1], psi, class_idx, "--seeds")
+    _save_image(out, probe_grid(G, w_a, w_b, layer_list))
+    click.echo(f"wrote {out} ({len(layer_list)} layers)")
 
 
 if __name__ == "__main__":

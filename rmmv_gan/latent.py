@@ -69,3 +69,145 @@ def generate_images(G, seeds, psi=1.0, class_idx=None, noise_mode="const", batch
         c = class_labels(G, class_idx, len(chunk), device)
         img = G(z, c, truncation_psi=psi, noise_mode=noise_mode)
         yield from zip(chunk, to_uint8(img))
+
+
+# ----------------------------------------------------------------------------------------------
+# Layers, truncation, style mixing
+
+
+def parse_layers(text, num_ws: int) -> list[int]:
+    """'6,7' or '0-3,8' (or a list of ints) -> sorted layer indices, each checked against num_ws."""
+    if isinstance(text, (list, tuple)):
+        items = [int(v) for v in text]
+    else:
+        items = []
+        for part in str(text).split(","):
+            m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+            if not m:
+                raise ValueError(f"bad layer list {text!r}: use numbers and ranges, e.g. 6,7 or 0-3")
+            lo = int(m.group(1))
+            hi = int(m.group(2)) if m.group(2) is not None else lo
+            items.extend(range(lo, hi + 1))
+    for i in items:
+        if not 0 <= i < num_ws:
+            raise ValueError(f"layer {i} is out of range: this model has {num_ws} layers (0-{num_ws - 1})")
+    if not items:
+        raise ValueError("no layers given")
+    return sorted(set(items))
+
+
+def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float, cutoff: int | None = None) -> torch.Tensor:
+    """w_avg + psi * (w - w_avg), on all layers or the first `cutoff` ([N, num_ws, w_dim])."""
+    out = ws.clone()
+    n = ws.shape[1] if cutoff is None else cutoff
+    out[:, :n] = w_avg.lerp(ws[:, :n], psi)
+    return out
+
+
+def mix(base: torch.Tensor, source: torch.Tensor, layers, blend=1.0) -> torch.Tensor:
+    """Style mixing: the layers of `base` listed in `layers` move towards `source`.
+
+    base, source: [N, num_ws, w_dim] or [num_ws, w_dim]. blend=1 replaces the layers (the
+    article's mixing); a number in (0, 1) interpolates; a dict {layer: weight} or a sequence
+    (one weight per listed layer) sets a weight per layer.
+    """
+    if base.shape != source.shape:
+        raise ValueError(f"cannot mix w of shape {tuple(base.shape)} with w of shape {tuple(source.shape)}")
+    layers = list(layers)
+    if isinstance(blend, dict):
+        weights = [float(blend.get(i, 1.0)) for i in layers]
+    elif isinstance(blend, (list, tuple)):
+        if len(blend) != len(layers):
+            raise ValueError(f"{len(blend)} blend weights for {len(layers)} layers")
+        weights = [float(b) for b in blend]
+    else:
+        weights = [float(blend)] * len(layers)
+    out = base.clone()
+    for i, t in zip(layers, weights):
+        out[..., i, :] = base[..., i, :].lerp(source[..., i, :], t)
+    return out
+
+
+def map_seed(G, seed: int, psi=1.0, class_idx=None, truncation_cutoff=None) -> torch.Tensor:
+    """The w ([num_ws, w_dim]) of a seed, as generate would compute it."""
+    device = G.mapping.w_avg.device
+    z = z_from_seeds([seed], G.z_dim, device)
+    with torch.no_grad():
+        return G.mapping(z, class_labels(G, class_idx, 1, device), truncation_psi=psi,
+                         truncation_cutoff=truncation_cutoff)[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# w files
+
+
+def load_w(path, num_ws: int, w_dim: int) -> torch.Tensor:
+    """Read a w file into [num_ws, w_dim] (float32).
+
+    Accepted: .npy of shape [num_ws, w_dim] or [1, num_ws, w_dim]; a single w, [w_dim] or
+    [1, w_dim], broadcast to every layer; the official projector's projected_w.npz (key 'w',
+    [1, num_ws, w_dim]). Files are read without pickle.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            with data:
+                if "w" not in data.files:
+                    raise ValueError(f"{path}: an .npz w file needs the key 'w' "
+                                     f"(it has {', '.join(data.files) or 'none'})")
+                arr = data["w"]
+        else:
+            arr = data
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (OSError, EOFError, ValueError) as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: not a readable .npy/.npz w file ({exc})") from None
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"{path}: w must hold floating-point numbers, not {arr.dtype}")
+    shape = arr.shape
+    if shape in ((w_dim,), (1, w_dim)):
+        arr = np.broadcast_to(arr.reshape(1, w_dim), (num_ws, w_dim))
+    elif shape in ((num_ws, w_dim), (1, num_ws, w_dim)):
+        arr = arr.reshape(num_ws, w_dim)
+    else:
+        raise ValueError(f"{path}: w of shape {list(shape)} does not fit this model, which takes "
+                         f"[{num_ws}, {w_dim}] (or [1, {num_ws}, {w_dim}], [{w_dim}], [1, {w_dim}])")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{path}: w holds NaN or infinite values")
+    return torch.from_numpy(np.array(arr, dtype=np.float32))
+
+
+def save_w(path, w: torch.Tensor) -> None:
+    """Write [num_ws, w_dim] as .npy, or as the official projector's .npz (key 'w', [1, num_ws, w_dim])."""
+    from pathlib import Path
+
+    path = Path(path)
+    arr = w.detach().cpu().float().numpy().reshape(-1, w.shape[-1])
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            if path.suffix.lower() == ".npz":
+                np.savez(f, w=arr[None])
+            else:
+                np.save(f, arr)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def resolve_w(spec, G, psi=1.0, class_idx=None) -> torch.Tensor:
+    """A w source given on the command line: a path to a w file, or a seed number."""
+    from pathlib import Path
+
+    text = str(spec)
+    if re.fullmatch(r"\d+", text) and not Path(text).exists():
+        seed = int(text)
+        if seed > MAX_SEED:
+            raise ValueError(f"seed {seed} is out of range [0, {MAX_SEED}]")
+        return map_seed(G, seed, psi=psi, class_idx=class_idx)
+    return load_w(text, G.num_ws, G.w_dim)

@@ -350,9 +350,10 @@ class FilteredLReLUPlan:
             return x * self.gain if self.gain != 1 else x
         # (Measured: for r == 1 the 2-D component kernels are faster than 1-D passes.)
         run = self._separable if (self.r > 1 and self.separable) else self._components
-        step = max(1, self.chunk_elements // (x.shape[2] * x.shape[3] * self.up**2))
-        if n == 1 and step >= c:
+        per_channel = x.shape[2] * x.shape[3] * self.up**2  # temporary samples per channel
+        if n * c * per_channel <= self.chunk_elements:
             return run(x)
+        step = max(1, self.chunk_elements // per_channel)
         # Sample by sample, then slices of channels (measured: slicing a whole batch into
         # few-channel pieces is slower).
         return torch.cat([torch.cat([run(x[j : j + 1, i : i + step]) for i in range(0, c, step)], dim=1)
@@ -369,10 +370,13 @@ class FilteredLReLUPlan:
         return F.conv2d(x, w, stride=stride, groups=c)
 
     def _activate_(self, a):
+        """The activation, in place where no gradient is being recorded (saves a copy of the
+        largest tensors; autograd needs leaky_relu's output intact)."""
+        inplace = not (torch.is_grad_enabled() and a.requires_grad)
         if self.slope != 1:
-            F.leaky_relu_(a, self.slope)
+            a = F.leaky_relu_(a, self.slope) if inplace else F.leaky_relu(a, self.slope)
         if self.act_clamp is not None:
-            a.clamp_(-self.act_clamp, self.act_clamp)
+            a = a.clamp_(-self.act_clamp, self.act_clamp) if inplace else a.clamp(-self.act_clamp, self.act_clamp)
         return a
 
     def _components(self, x):

@@ -170,6 +170,8 @@ class SynthesisBlock(torch.nn.Module):
 
 
 class SynthesisNetwork(torch.nn.Module):
+    split_batch = True  # on the CPU, run a batch image by image (see forward)
+
     def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_fp16_res=4,
                  init_res=(4, 4), **block_kwargs):
         super().__init__()
@@ -196,7 +198,7 @@ class SynthesisNetwork(torch.nn.Module):
             setattr(self, f"b{res}", block)
 
     def forward(self, ws, **block_kwargs):
-        if ws.device.type == "cpu" and ws.shape[0] > 1:
+        if self.split_batch and ws.device.type == "cpu" and ws.shape[0] > 1:
             # Measured on the CPU (256 px): a batch costs more per image than one image at a
             # time, whose activations stay closer to the caches.
             return torch.cat([self.forward(ws[i : i + 1], **block_kwargs) for i in range(ws.shape[0])])

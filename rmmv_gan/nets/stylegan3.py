@@ -196,6 +196,8 @@ class SynthesisLayer(torch.nn.Module):
 
 
 class SynthesisNetwork(torch.nn.Module):
+    split_batch = True  # on the CPU, run a batch image by image (see forward)
+
     def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_layers=14,
                  num_critical=2, first_cutoff=2, first_stopband=2**2.1, last_stopband_rel=2**0.3, margin_size=10,
                  output_scale=0.25, num_fp16_res=4, **layer_kwargs):
@@ -241,7 +243,7 @@ class SynthesisNetwork(torch.nn.Module):
             self.layer_names.append(name)
 
     def forward(self, ws, **layer_kwargs):
-        if ws.device.type == "cpu" and ws.shape[0] > 1:
+        if self.split_batch and ws.device.type == "cpu" and ws.shape[0] > 1:
             # Measured on the CPU (256 px): a batch costs more per image than one image at a
             # time, whose activations stay closer to the caches.
             return torch.cat([self.forward(ws[i : i + 1], **layer_kwargs) for i in range(ws.shape[0])])

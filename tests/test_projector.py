@@ -1,6 +1,8 @@
 """Projection recovers w of images the model drew, with every loss; it is deterministic,
 cached, cancellable, and leaves the caller's model untouched."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -39,7 +41,9 @@ class TinyVGG(torch.nn.Module):
 @pytest.fixture(scope="module")
 def vgg_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("vgg") / "vgg16.pt"
-    torch.jit.script(TinyVGG()).save(str(path))
+    with warnings.catch_warnings():  # TorchScript is deprecated, but it is vgg16.pt's format
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(TinyVGG()).save(str(path))
     return path
 
 

@@ -297,5 +297,55 @@ def probe(network, seeds, psi, class_idx, layers, out, device):
     click.echo(f"wrote {out} ({len(layer_list)} layers)")
 
 
+@main.command()
+@click.option("--data", required=True,
+              help="'sprites' or 'portraits' (the procedural renderers), or a folder of RPG Maker character sheets.")
+@click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: checkpoint.pt, samples_*.png, train.log, network.safetensors.")
+@click.option("--steps", type=int, default=10000, show_default=True, help="Total steps (both phases).")
+@click.option("--recon-steps", type=int, default=4000, show_default=True,
+              help="Reconstruction steps first (procedural data only).")
+@click.option("--batch", type=int, default=16, show_default=True)
+@click.option("--preset", type=click.Choice(["sprite", "portrait", "tiny"]), default=None,
+              help="Network size and canvas (default: by --data).")
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUTDIR/checkpoint.pt.")
+@click.option("--from-network", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Fine-tune: start from this rmmv-gan model (same preset).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network, seed, device):
+    """Train a StyleGAN2 on procedural characters or on your own character sheets.
+
+    Writes a checkpoint regularly (resume by running the same command again), sample grids,
+    and at the end OUTDIR/network.safetensors (G_ema and D, float16).
+    """
+    from .train import TrainConfig, Trainer, fine_tune_from
+
+    if steps < 1 or batch < 1:
+        raise UserError("--steps and --batch must be at least 1")
+    if data not in ("sprites", "portraits") and not Path(data).is_dir():
+        raise UserError(f"--data {data!r}: use sprites, portraits, or a folder of character sheets")
+    _device(device)
+    outdir.mkdir(parents=True, exist_ok=True)
+    log_file = (outdir / "train.log").open("a", encoding="utf-8")
+
+    def log(line):
+        click.echo(line, err=True)
+        log_file.write(line + "\n")
+        log_file.flush()
+
+    try:
+        cfg = TrainConfig(data=data, outdir=str(outdir), steps=steps, recon_steps=recon_steps, batch=batch,
+                          preset=preset or "", seed=seed, device=device)
+        trainer = Trainer(cfg, log=log)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if not (resume and trainer.resume()) and from_network is not None:
+        fine_tune_from(trainer, from_network)
+    trainer.run()
+    path = trainer.export()
+    click.echo(f"wrote {path}")
+
+
 if __name__ == "__main__":
     main()

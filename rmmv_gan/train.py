@@ -1,0 +1,339 @@
+"""Training StyleGAN2 on rmmv-gan's own networks: the default pack's models, or a user's.
+
+Two phases, both on the same networks:
+
+1. Reconstruction (procedural data only). The procedural renderers draw an image from a
+   Gaussian vector v; the generator gets z = v and learns G(z) = render(v) with an L1 plus
+   edge loss. Exact targets converge far faster than an adversarial game, which matters on a
+   2-core CPU (see ../shared/DESIGN.md, "Training the default models").
+2. Adversarial. Non-saturating logistic loss, R1 penalty on real images every `r1_interval`
+   steps (lazy regularisation, scaled by the interval), style-mixing regularisation, and an
+   exponential moving average of G's weights (G_ema, the network that ships). For procedural
+   data the reconstruction loss can stay on with a weight, keeping G(z) tied to the renderer.
+
+Data: the procedural renderers ("sprites", "portraits"), or a folder of RPG Maker character
+sheets (`$NAME.png` holds one character, other sheets eight), sliced with the asset layer and
+scaled to the model's canvas.
+
+Checkpoints (`checkpoint.pt`: state dicts and step, read back with weights_only=True) allow a
+run to resume across working periods; `network.safetensors` is the exported G_ema and D.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .models import load_generator, new_network, save_networks
+
+# Canvases and networks sized for CPU training (see docs/default-pack.md for the reasoning).
+PRESETS = {
+    # 3 x 4 walk sheet of 16-px frames: 48 wide, 64 high; constant 4 x 3 (h x w).
+    "sprite": dict(img_resolution=64, init_res=[4, 3], channel_base=2048, channel_max=128, w_dim=128,
+                   mapping_layers=4),
+    # 72-px portrait: constant 9 x 9, doubled three times.
+    "portrait": dict(img_resolution=32, init_res=[9, 9], channel_base=2048, channel_max=128, w_dim=128,
+                     mapping_layers=4),
+    # A few seconds of training, for tests and smoke runs: 12 x 16 canvas.
+    "tiny": dict(img_resolution=16, init_res=[4, 3], channel_base=256, channel_max=32, w_dim=32, mapping_layers=2),
+}
+
+
+@dataclass
+class TrainConfig:
+    data: str  # "sprites", "portraits", or a folder of MV character sheets
+    outdir: str
+    steps: int = 10000  # total steps of both phases
+    recon_steps: int = 4000  # phase 1 length (procedural data only)
+    recon_weight: float = 1.0  # reconstruction loss weight kept during phase 2
+    batch: int = 16
+    preset: str = ""  # defaults to "sprite" or "portrait" by data
+    z_dim: int = 0  # defaults to the renderer's vector length (procedural) or 64
+    lr: float = 0.0025
+    r1_gamma: float = 0.1
+    r1_interval: int = 16
+    style_mixing: float = 0.9
+    ema_kimg: float = 2.0  # half-life of the EMA, in thousands of images
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 250
+    device: str = "cpu"
+    extra: dict = field(default_factory=dict)
+
+    def resolved_preset(self) -> str:
+        return self.preset or ("portrait" if self.data == "portraits" else "sprite")
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+
+
+class ProceduralData:
+    """Batches (v, images in [-1, 1]) from a procedural renderer."""
+
+    def __init__(self, kind: str, seed: int):
+        from . import procedural
+
+        self.kind = "sprite" if kind == "sprites" else "portrait"
+        self.dim = procedural.SPRITE_DIM if self.kind == "sprite" else procedural.PORTRAIT_DIM
+        self.rng = np.random.RandomState(seed)
+        self._sample = procedural.sample_batch
+
+    def batch(self, n, device):
+        v, imgs = self._sample(self.kind, n, self.rng)
+        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
+        return torch.from_numpy(np.asarray(v, dtype=np.float32)).to(device), x.to(device)
+
+
+class FolderData:
+    """Characters sliced from the MV sheets in a folder, composited on white, at the canvas size."""
+
+    def __init__(self, folder: str, shape, seed: int):
+        from PIL import Image
+
+        from .sheets import resize, slice_eight_sheet
+
+        h, w = shape
+        chars = []
+        for path in sorted(Path(folder).glob("*.png")):
+            with Image.open(path) as im:
+                rgba = np.asarray(im.convert("RGBA"))
+            sheets = [rgba] if path.name.startswith(("$", "!$")) else slice_eight_sheet(rgba)
+            for sheet in sheets:
+                if sheet[..., 3].max() == 0:
+                    continue  # an empty slot of an 8-character sheet
+                small = resize(sheet, w, h).astype(np.float32)
+                a = small[..., 3:] / 255.0
+                chars.append((small[..., :3] * a + 255 * (1 - a)).astype(np.uint8))
+        if not chars:
+            raise ValueError(f"{folder}: no RPG Maker character sheets (*.png) found")
+        self.images = torch.from_numpy(np.stack(chars)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        self.rng = np.random.RandomState(seed)
+        self.dim = 0
+
+    def batch(self, n, device):
+        # No mirror augmentation: flipping a walk sheet would swap its left and right rows.
+        idx = self.rng.randint(0, len(self.images), n)
+        return None, self.images[idx].to(device)
+
+
+# ----------------------------------------------------------------------------------------------
+# Losses
+
+
+def edge_l1(a, b):
+    """L1 distance of horizontal and vertical differences: sharp edges count, not just colour."""
+    dx = (a[..., :, 1:] - a[..., :, :-1]) - (b[..., :, 1:] - b[..., :, :-1])
+    dy = (a[..., 1:, :] - a[..., :-1, :]) - (b[..., 1:, :] - b[..., :-1, :])
+    return dx.abs().mean() + dy.abs().mean()
+
+
+def reconstruction_loss(fake, real):
+    return (fake - real).abs().mean() + edge_l1(fake, real)
+
+
+def style_mixed_ws(G, z, prob, gen):
+    """Map z; with probability `prob` per sample, layers from a cut-off on come from another z."""
+    ws = G.mapping(z, None)
+    if prob <= 0:
+        return ws
+    n, num_ws = ws.shape[:2]
+    z2 = torch.randn(z.shape, generator=gen).to(z.device)
+    ws2 = G.mapping(z2, None)
+    cutoff = torch.randint(1, num_ws, (n,), generator=gen)
+    use = torch.rand(n, generator=gen) < prob
+    layer = torch.arange(num_ws)[None, :]
+    mask = (use[:, None] & (layer >= cutoff[:, None])).to(z.device)[..., None]
+    return torch.where(mask, ws2, ws)
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print):
+        self.cfg = cfg
+        self.log = log
+        self.device = torch.device(cfg.device)
+        self.out = Path(cfg.outdir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1)
+        preset = dict(PRESETS[cfg.resolved_preset()])
+        shape = (preset["init_res"][0] * preset["img_resolution"] // 4, preset["init_res"][1] * preset["img_resolution"] // 4)
+        if cfg.data in ("sprites", "portraits"):
+            self.data = ProceduralData(cfg.data, cfg.seed)
+        else:
+            self.data = FolderData(cfg.data, shape, cfg.seed)
+        z_dim = cfg.z_dim or self.data.dim or 64
+        if self.data.dim and z_dim != self.data.dim:
+            raise ValueError(f"z_dim must equal the renderer's vector length {self.data.dim} for procedural data")
+        common = dict(img_resolution=preset["img_resolution"], img_channels=3, channel_base=preset["channel_base"],
+                      channel_max=preset["channel_max"], init_res=preset["init_res"], num_fp16_res=0)
+        self.G = new_network("G", "stylegan2", z_dim=z_dim, c_dim=0, w_dim=preset["w_dim"],
+                             mapping_kwargs=dict(num_layers=preset["mapping_layers"]), conv_clamp=None, **common)
+        self.D = new_network("D", "stylegan2", c_dim=0, conv_clamp=None, **common)
+        self.G_ema = new_network("G", "stylegan2", z_dim=z_dim, c_dim=0, w_dim=preset["w_dim"],
+                                 mapping_kwargs=dict(num_layers=preset["mapping_layers"]), conv_clamp=None, **common)
+        self.G_ema.load_state_dict(self.G.state_dict())
+        for net in (self.G, self.D, self.G_ema):
+            net.to(self.device)
+        for net in (self.G, self.G_ema):
+            net.synthesis.split_batch = False  # training wants real batches
+        self.G_ema.eval().requires_grad_(False)
+        self.G.train()
+        self.D.train()
+        # Lazy R1: the optimiser's betas and lr are adjusted for the interval, as in the paper.
+        mb = cfg.r1_interval / (cfg.r1_interval + 1)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr * mb, betas=(0.0, 0.99**mb))
+        self.step = 0
+        self.fixed_z = torch.randn(16, z_dim, generator=torch.Generator().manual_seed(123)).to(self.device)
+        self.shape = shape
+        self.history = []
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    def save_checkpoint(self):
+        state = {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
+                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "step": self.step,
+                 "config": json.dumps(asdict(self.cfg))}
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.checkpoint_path)  # a crash leaves the previous checkpoint whole
+
+    def resume(self) -> bool:
+        if not self.checkpoint_path.exists():
+            return False
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        self.step = int(state["step"])
+        self.log(f"resumed at step {self.step}")
+        return True
+
+    def export(self, path=None, half=True) -> Path:
+        path = Path(path or self.out / "network.safetensors")
+        save_networks(path, {"G": self.G_ema.cpu(), "D": self.D.cpu()}, half=half)
+        self.G_ema.to(self.device)
+        self.D.to(self.device)
+        return path
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _ema(self):
+        beta = 0.5 ** (self.cfg.batch / max(self.cfg.ema_kimg * 1000, 1e-8))
+        with torch.no_grad():
+            for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+                p_ema.copy_(p.detach().lerp(p_ema, beta))
+            for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+                b_ema.copy_(b)
+
+    def reconstruction_step(self):
+        v, real = self.data.batch(self.cfg.batch, self.device)
+        fake = self.G(v, None, update_emas=True, noise_mode="random")
+        loss = reconstruction_loss(fake, real)
+        self.opt_G.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_G.step()
+        return {"recon": loss.item()}
+
+    def adversarial_step(self):
+        cfg, stats = self.cfg, {}
+        v, real = self.data.batch(cfg.batch, self.device)
+        z = v if v is not None else torch.randn(cfg.batch, self.G.z_dim, generator=self.gen).to(self.device)
+        # G: fool D (style mixing regularisation), stay near the renderer where there is one.
+        self.D.requires_grad_(False)
+        ws = style_mixed_ws(self.G, z, cfg.style_mixing, self.gen)
+        fake = self.G.synthesis(ws, noise_mode="random")
+        loss_g = F.softplus(-self.D(fake, None)).mean()
+        stats["g"] = loss_g.detach().item()
+        if v is not None and cfg.recon_weight > 0:
+            recon = reconstruction_loss(self.G(v, None, noise_mode="random"), real)
+            loss_g = loss_g + cfg.recon_weight * recon
+            stats["recon"] = recon.detach().item()
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_G.step()
+        self.D.requires_grad_(True)
+        # D: real vs fake; R1 on reals every r1_interval steps, scaled by the interval.
+        with torch.no_grad():
+            fake = self.G.synthesis(style_mixed_ws(self.G, z, cfg.style_mixing, self.gen), noise_mode="random")
+        loss_d = F.softplus(self.D(fake, None)).mean() + F.softplus(-self.D(real, None)).mean()
+        stats["d"] = loss_d.detach().item()
+        if self.step % cfg.r1_interval == 0 and cfg.r1_gamma > 0:
+            real_r = real.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.D(real_r, None).sum(), real_r, create_graph=True)
+            r1 = grad.square().sum(dim=[1, 2, 3]).mean()
+            loss_d = loss_d + r1 * (cfg.r1_gamma / 2) * cfg.r1_interval
+            stats["r1"] = r1.detach().item()
+        self.opt_D.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_D.step()
+        with torch.no_grad():  # track w_avg for truncation
+            self.G.mapping(z, None, update_emas=True)
+        return stats
+
+    def sample_grid(self, path=None) -> np.ndarray:
+        from .sheets import contact_sheet
+
+        with torch.no_grad():
+            img = self.G_ema(self.fixed_z, None, truncation_psi=0.7, noise_mode="const")
+        imgs = (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
+        scale = 2
+        imgs = [np.repeat(np.repeat(i, scale, 0), scale, 1) for i in imgs]
+        grid = contact_sheet(imgs, columns=8, pad=2, background=(40, 40, 40, 255))
+        if path is not None:
+            from PIL import Image
+
+            Image.fromarray(grid).save(path)
+        return grid
+
+    def run(self, steps=None, progress: Callable | None = None):
+        cfg = self.cfg
+        end = cfg.steps if steps is None else min(cfg.steps, self.step + steps)
+        procedural = isinstance(self.data, ProceduralData)
+        t0, n0 = time.perf_counter(), self.step
+        while self.step < end:
+            phase = "recon" if procedural and self.step < cfg.recon_steps else "gan"
+            stats = self.reconstruction_step() if phase == "recon" else self.adversarial_step()
+            if not all(math.isfinite(v) for v in stats.values()):
+                raise FloatingPointError(f"step {self.step}: non-finite loss {stats}")
+            self._ema()
+            self.step += 1
+            self.history.append(stats)
+            if progress is not None:
+                progress(self.step, end, stats)
+            if self.step % cfg.log_every == 0 or self.step == end:
+                rate = (time.perf_counter() - t0) / max(self.step - n0, 1)
+                self.log(f"step {self.step}/{cfg.steps} {phase} " + " ".join(f"{k} {v:.4f}" for k, v in stats.items())
+                         + f" ({rate:.2f} s/step)")
+            if self.step % cfg.sample_every == 0 or self.step == end:
+                self.sample_grid(self.out / f"samples_{self.step:06d}.png")
+            if self.step % cfg.checkpoint_every == 0 or self.step == end:
+                self.save_checkpoint()
+        return self.history
+
+
+def fine_tune_from(trainer: Trainer, network_path) -> None:
+    """Start from an existing rmmv-gan model of the same configuration (user fine-tuning)."""
+    G = load_generator(network_path, trainer.device)
+    trainer.G.load_state_dict(G.state_dict())
+    trainer.G_ema.load_state_dict(G.state_dict())

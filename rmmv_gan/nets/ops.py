@@ -356,8 +356,11 @@ class FilteredLReLUPlan:
         step = max(1, self.chunk_elements // per_channel)
         # Sample by sample, then slices of channels (measured: slicing a whole batch into
         # few-channel pieces is slower).
-        return torch.cat([torch.cat([run(x[j : j + 1, i : i + step]) for i in range(0, c, step)], dim=1)
-                          for j in range(n)], dim=0)
+        # (A channel slice of a channels-last tensor is strided; made contiguous once here, not
+        # copied again by each of the convolutions that read it.)
+        cl = torch.channels_last
+        return torch.cat([torch.cat([run(x[j : j + 1, i : i + step].contiguous(memory_format=cl))
+                                     for i in range(0, c, step)], dim=1) for j in range(n)], dim=0)
 
     def _dw(self, x, k, stride=1):
         """Depthwise valid correlation with the 2-D kernel k (a view of one of the plan's

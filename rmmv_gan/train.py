@@ -40,7 +40,7 @@ PRESETS = {
     "sprite": dict(img_resolution=64, init_res=[4, 3], channel_base=2048, channel_max=128, w_dim=128,
                    mapping_layers=4),
     # 72-px portrait: constant 9 x 9, doubled three times.
-    "portrait": dict(img_resolution=32, init_res=[9, 9], channel_base=2048, channel_max=128, w_dim=128,
+    "portrait": dict(img_resolution=32, init_res=[9, 9], channel_base=1024, channel_max=128, w_dim=128,
                      mapping_layers=4),
     # A few seconds of training, for tests and smoke runs: 12 x 16 canvas.
     "tiny": dict(img_resolution=16, init_res=[4, 3], channel_base=256, channel_max=32, w_dim=32, mapping_layers=2),
@@ -78,20 +78,44 @@ class TrainConfig:
 
 
 class ProceduralData:
-    """Batches (v, images in [-1, 1]) from a procedural renderer."""
+    """Batches (z, images in [-1, 1]) from a procedural renderer, z ~ N(0, I).
+
+    Sprites: z is the renderer's vector. Portraits: z is the vector plus two components that
+    choose the expression (eight equally likely bins of the normal distribution) and the
+    head turn (2 * Phi(z) - 1), so an unconditional face model learns all of them.
+    """
 
     def __init__(self, kind: str, seed: int):
         from . import procedural
 
+        self.procedural = procedural
         self.kind = "sprite" if kind == "sprites" else "portrait"
-        self.dim = procedural.SPRITE_DIM if self.kind == "sprite" else procedural.PORTRAIT_DIM
+        base = procedural.SPRITE_DIM if self.kind == "sprite" else procedural.PORTRAIT_DIM
+        self.dim = base if self.kind == "sprite" else base + 2
         self.rng = np.random.RandomState(seed)
-        self._sample = procedural.sample_batch
+
+    def render(self, z: np.ndarray) -> np.ndarray:
+        p = self.procedural
+        if self.kind == "sprite":
+            return p.sprite_from_vector(z)
+        expression, turn = portrait_controls(z[p.PORTRAIT_DIM :])
+        return p.portrait_from_vector(z[: p.PORTRAIT_DIM], p.EXPRESSIONS[expression], turn)
 
     def batch(self, n, device):
-        v, imgs = self._sample(self.kind, n, self.rng)
+        z = self.rng.randn(n, self.dim).astype(np.float32)
+        imgs = np.stack([self.render(v) for v in z])
         x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
-        return torch.from_numpy(np.asarray(v, dtype=np.float32)).to(device), x.to(device)
+        return torch.from_numpy(z).to(device), x.to(device)
+
+
+def portrait_controls(extra: np.ndarray) -> tuple[int, float]:
+    """(expression index, turn) from the two extra latent components of a portrait."""
+    from statistics import NormalDist
+
+    cdf = NormalDist().cdf
+    expression = min(int(cdf(float(extra[0])) * 8), 7)
+    turn = 2 * cdf(float(extra[1])) - 1
+    return expression, turn
 
 
 class FolderData:
@@ -173,6 +197,10 @@ class Trainer:
         shape = (preset["init_res"][0] * preset["img_resolution"] // 4, preset["init_res"][1] * preset["img_resolution"] // 4)
         if cfg.data in ("sprites", "portraits"):
             self.data = ProceduralData(cfg.data, cfg.seed)
+            drawn = self.data.render(np.zeros(self.data.dim, np.float32)).shape[:2]
+            if tuple(drawn) != shape:
+                raise ValueError(f"preset {cfg.resolved_preset()!r} draws {shape[1]} x {shape[0]}, but the "
+                                 f"{cfg.data} renderer draws {drawn[1]} x {drawn[0]}")
         else:
             self.data = FolderData(cfg.data, shape, cfg.seed)
         z_dim = cfg.z_dim or self.data.dim or 64

@@ -75,3 +75,29 @@ def test_cli_trains_and_exports_a_loadable_model(sheet_folder, tmp_path):
 def test_cli_refuses_unknown_data(tmp_path):
     result = CliRunner().invoke(main, ["train", "--data", "nowhere", "--outdir", str(tmp_path / "x")])
     assert result.exit_code == 1 and "--data" in result.output
+
+
+def test_portrait_controls_cover_every_expression_and_both_turns():
+    from rmmv_gan.train import portrait_controls
+
+    rng = np.random.RandomState(0)
+    controls = [portrait_controls(rng.randn(2)) for _ in range(2000)]
+    counts = np.bincount([e for e, _ in controls], minlength=8)
+    assert counts.min() > 150  # eight equally likely bins
+    turns = np.array([t for _, t in controls])
+    assert turns.min() < -0.9 and turns.max() > 0.9
+
+
+def test_procedural_batches_pair_z_with_its_drawing(tmp_path):
+    from rmmv_gan.train import ProceduralData
+
+    data = ProceduralData("portraits", seed=0)
+    z, x = data.batch(3, "cpu")
+    assert z.shape == (3, data.dim) and x.shape == (3, 3, 72, 72)
+    again = torch.from_numpy(data.render(z[1].numpy())).permute(2, 0, 1).float() / 127.5 - 1
+    assert torch.equal(x[1], again)
+
+
+def test_procedural_data_needs_the_matching_canvas(tmp_path):
+    with pytest.raises(ValueError, match="renderer draws 48 x 64"):
+        Trainer(TrainConfig(data="sprites", outdir=str(tmp_path), preset="tiny"), log=lambda s: None)

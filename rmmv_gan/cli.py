@@ -347,5 +347,80 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
     click.echo(f"wrote {path}")
 
 
+@main.group()
+def pack():
+    """Model packs: a manifest, a sprite model, a face model and presets (docs/packs.md)."""
+
+
+@pack.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--sprite", "sprite_model", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The sprite (walk sheet) model: snapshot .pkl or rmmv-gan file.")
+@click.option("--face", "face_model", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The face (portrait) model: snapshot .pkl or rmmv-gan file.")
+@click.option("--name", default=None, help="The pack's name (default: the folder's).")
+def pack_init(directory, sprite_model, face_model, name):
+    """Write a starter pack for your own models into DIRECTORY (models converted, pack.json)."""
+    from .packs import PackError, init_pack
+
+    try:
+        made = init_pack(directory, sprite_model, face_model, name=name)
+    except PackError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"wrote {directory / 'pack.json'} (pack {made.name!r}); edit it to set layer groups and presets")
+
+
+@pack.command("check")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def pack_check(directory):
+    """Load a pack and its models and check every field against them."""
+    from .packs import PackError, open_pack
+
+    try:
+        opened = open_pack(directory)
+    except PackError as exc:
+        raise UserError(str(exc)) from None
+    p = opened.pack
+    click.echo(f"pack {p.name!r}: sprite {opened.sprite.num_ws} layers, face {opened.face.num_ws} layers, "
+               f"archetypes {', '.join(p.archetypes)}, emotions {', '.join(e.name for e in p.emotions)}: OK")
+
+
+@main.group()
+def preset():
+    """Presets: stored w files that archetypes and emotions mix in."""
+
+
+@preset.command("add")
+@click.option("--pack", "pack_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Preset name (letters, digits, _ and -).")
+@click.option("--model", type=click.Choice(["sprite", "face"]), required=True)
+@click.option("--seed", type=int, default=None, help="Make it from a seed ...")
+@click.option("--image", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="... or by projecting an image ...")
+@click.option("--w", "w_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="... or from a w file (.npy/.npz).")
+@click.option("--psi", type=float, default=1.0, show_default=True, help="Truncation psi for --seed.")
+@click.option("--steps", type=int, default=None, help="Projection steps (default: the pack's).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def preset_add(pack_dir, name, model, seed, image, w_file, psi, steps, device):
+    """Write PACK/presets/MODEL/NAME.npy; name it in pack.json to use it."""
+    from tqdm import tqdm
+
+    from .packs import PackError, add_preset
+    from .projector import ProjectionError
+
+    if steps is not None and steps < 1:
+        raise UserError(f"--steps {steps}: give at least 1")
+    bar = tqdm(desc="projecting", file=sys.stderr, unit="step", disable=image is None)
+    try:
+        path = add_preset(pack_dir, model, name, seed=seed, image=image, w_file=w_file, psi=psi, steps=steps,
+                          device=_device(device), progress=lambda step, total, d: (setattr(bar, "total", total), bar.update(1)))
+    except (PackError, ProjectionError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        bar.close()
+    click.echo(f"wrote {path}")
+
+
 if __name__ == "__main__":
     main()

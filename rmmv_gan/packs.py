@@ -1,0 +1,433 @@
+"""Model packs: a folder with a manifest (`pack.json`), two models, and preset w files.
+
+The manifest says everything about one pair of trained models that the pipeline needs and
+that code must not assume (which layers carry what belongs to a trained model, not to
+rmmv-gan): the sprite model and its sheet layout, the face model and where the head is cut,
+named layer groups, archetypes, the emotions of the face sheet, projection settings. Field by
+field: docs/packs.md.
+
+Presets are w files named in the manifest by preset name: `presets/<model>/<name>.npy`.
+
+`load_pack(dir)` reads and checks the manifest (structure, files); `open_pack(dir, device)`
+also loads both models and checks everything against them (layer indices, preset shapes).
+Every problem is a `PackError` whose message starts with the field it is about.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .latent import load_w
+from .models import ModelFileError, convert, load_discriminator, load_generator
+from .projector import LOSSES
+from .sheets import SheetLayout
+
+MANIFEST = "pack.json"
+FORMAT = "rmmv-gan-pack"
+MODELS = ("sprite", "face")
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}$")
+
+
+class PackError(ValueError):
+    """A pack that cannot be used; the message names the field."""
+
+
+def _fail(where: str, what: str):
+    raise PackError(f"{where}: {what}")
+
+
+def _get(data: dict, key: str, where: str, kind, default=...):
+    if key not in data:
+        if default is ...:
+            _fail(f"{where}.{key}" if where else key, "missing")
+        return default
+    value = data[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        _fail(f"{where}.{key}" if where else key, f"must be {names}, not {type(value).__name__}")
+    return value
+
+
+def _name(value: str, where: str) -> str:
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        _fail(where, f"{value!r} is not a valid name (letters, digits, _ and -, at most 64)")
+    return value
+
+
+@dataclass
+class Mix:
+    """Layers of a model's w taken from a preset (no preset: nothing changes)."""
+
+    preset: str | None
+    layers: list[int]
+
+
+@dataclass
+class Archetype:
+    name: str
+    sprite: Mix
+    face: Mix
+    psi: float
+
+
+@dataclass
+class Emotion:
+    name: str
+    face: Mix
+
+
+@dataclass
+class ModelEntry:
+    file: str
+    layer_groups: dict[str, list[int]]
+
+
+@dataclass
+class Pack:
+    root: Path
+    name: str
+    description: str
+    sprite: ModelEntry
+    face: ModelEntry
+    layout: SheetLayout
+    frame_size: int  # the sprite frames are scaled to this (48 for MV/MZ)
+    sprite_background: tuple[int, int, int]
+    head_box: tuple[int, int, int, int]  # x, y, w, h in the standing down frame
+    face_background: tuple[int, int, int]
+    face_size: int  # face cells are scaled to this (144)
+    archetypes: dict[str, Archetype]
+    emotions: list[Emotion]
+    projection_steps: int
+    projection_loss: str
+    projection_wplus: bool
+    default_archetype: str
+    raw: dict = field(repr=False, default_factory=dict)
+
+    def model_path(self, model: str) -> Path:
+        return self.root / getattr(self, model).file
+
+    def preset_path(self, model: str, name: str) -> Path:
+        return self.root / "presets" / model / f"{name}.npy"
+
+    def content_hash(self) -> str:
+        """sha256 over the manifest, the models and the presets: what a result was made with."""
+        h = hashlib.sha256()
+        files = [self.root / MANIFEST, self.model_path("sprite"), self.model_path("face")]
+        files += sorted((self.root / "presets").rglob("*.npy")) if (self.root / "presets").is_dir() else []
+        for path in files:
+            h.update(str(path.relative_to(self.root)).encode())
+            with path.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        return h.hexdigest()
+
+    def select_emotions(self, names=None) -> list[Emotion]:
+        """The emotions of a face sheet, in the order asked (default: the pack's, all)."""
+        if names is None:
+            return list(self.emotions)
+        known = {e.name: e for e in self.emotions}
+        names = list(names)
+        if not 1 <= len(names) <= 8:
+            raise PackError(f"emotions: a face sheet holds 1 to 8 emotions, not {len(names)}")
+        for n in names:
+            if n not in known:
+                raise PackError(f"emotions: unknown emotion {n!r} (this pack has: {', '.join(known)})")
+        return [known[n] for n in names]
+
+    def presets_used(self):
+        """(field, model, preset name, layers) for every preset reference in the manifest."""
+        for a in self.archetypes.values():
+            yield f"archetypes.{a.name}.sprite", "sprite", a.sprite.preset, a.sprite.layers
+            yield f"archetypes.{a.name}.face", "face", a.face.preset, a.face.layers
+        for i, e in enumerate(self.emotions):
+            yield f"emotions[{i}] ({e.name})", "face", e.face.preset, e.face.layers
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+
+
+def _layers(value, groups: dict, where: str) -> list[int]:
+    """A layer list: [ints], or a group name, or a list mixing both."""
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        if isinstance(item, bool):
+            _fail(where, "layers must be numbers or layer-group names")
+        if isinstance(item, int):
+            if item < 0:
+                _fail(where, f"layer {item} is negative")
+            out.append(item)
+        elif isinstance(item, str):
+            if item not in groups:
+                _fail(where, f"unknown layer group {item!r} (groups: {', '.join(sorted(groups)) or 'none'})")
+            out.extend(groups[item])
+        else:
+            _fail(where, "layers must be numbers or layer-group names")
+    return sorted(set(out))
+
+
+def _mix(data, groups, where) -> Mix:
+    if data is None:
+        return Mix(None, [])
+    if not isinstance(data, dict):
+        _fail(where, "must be an object with 'preset' and 'layers'")
+    preset = data.get("preset")
+    if preset is not None:
+        _name(preset, f"{where}.preset")
+    layers = _layers(data.get("layers", []), groups, f"{where}.layers")
+    if layers and preset is None:
+        _fail(f"{where}.preset", "missing (layers are given, but no preset to take them from)")
+    return Mix(preset, layers)
+
+
+def _color(value, where):
+    if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in value)):
+        _fail(where, "must be [r, g, b] with values 0-255")
+    return tuple(value)
+
+
+def _model(data, where) -> ModelEntry:
+    file = _get(data, "file", where, str)
+    if Path(file).is_absolute() or ".." in Path(file).parts:
+        _fail(f"{where}.file", "must be a path inside the pack")
+    groups = {}
+    for gname, layers in _get(data, "layer_groups", where, dict, {}).items():
+        _name(gname, f"{where}.layer_groups")
+        if not (isinstance(layers, list) and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers)):
+            _fail(f"{where}.layer_groups.{gname}", "must be a list of layer numbers")
+        groups[gname] = sorted(set(layers))
+    return ModelEntry(file, groups)
+
+
+def parse_manifest(root: Path, data: dict) -> Pack:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        _fail("format", f"not an rmmv-gan pack manifest (expected \"format\": \"{FORMAT}\")")
+    sprite = _model(_get(data, "sprite", "", dict), "sprite")
+    face = _model(_get(data, "face", "", dict), "face")
+    sd, fd = data["sprite"], data["face"]
+    try:
+        layout = SheetLayout.from_dict(_get(sd, "layout", "sprite", dict))
+    except (TypeError, ValueError, KeyError) as exc:
+        _fail("sprite.layout", str(exc))
+    frame_size = _get(sd, "frame_size", "sprite", int, 48)
+    box = _get(fd, "head_box", "face", list)
+    if not (len(box) == 4 and all(isinstance(v, int) for v in box) and box[2] > 0 and box[3] > 0):
+        _fail("face.head_box", "must be [x, y, width, height] with a positive size")
+    if box[0] < 0 or box[1] < 0 or box[0] + box[2] > layout.frame_w or box[1] + box[3] > layout.frame_h:
+        _fail("face.head_box", f"{box} does not fit in a {layout.frame_w} x {layout.frame_h} frame")
+    archetypes = {}
+    for aname, a in _get(data, "archetypes", "", dict).items():
+        where = f"archetypes.{_name(aname, 'archetypes')}"
+        if not isinstance(a, dict):
+            _fail(where, "must be an object")
+        psi = _get(a, "psi", where, float, 0.7)
+        if not -2 <= psi <= 2:
+            _fail(f"{where}.psi", f"{psi} is outside [-2, 2]")
+        archetypes[aname] = Archetype(aname, _mix(a.get("sprite"), sprite.layer_groups, f"{where}.sprite"),
+                                      _mix(a.get("face"), face.layer_groups, f"{where}.face"), psi)
+    if not archetypes:
+        _fail("archetypes", "at least one archetype is needed")
+    emotions = []
+    for i, e in enumerate(_get(data, "emotions", "", list)):
+        where = f"emotions[{i}]"
+        if not isinstance(e, dict):
+            _fail(where, "must be an object")
+        name = _name(_get(e, "name", where, str), f"{where}.name")
+        if any(name == other.name for other in emotions):
+            _fail(f"{where}.name", f"{name!r} appears twice")
+        emotions.append(Emotion(name, _mix(e, face.layer_groups, where)))
+    if not 1 <= len(emotions) <= 8:
+        _fail("emotions", f"a face sheet holds 1 to 8 emotions (faceIndex 0-7), not {len(emotions)}")
+    proj = _get(data, "projection", "", dict, {})
+    steps = _get(proj, "steps", "projection", int, 200)
+    if not 1 <= steps <= 5000:
+        _fail("projection.steps", f"{steps} is outside [1, 5000]")
+    loss = _get(proj, "loss", "projection", str, "pixel")
+    if loss not in LOSSES:
+        _fail("projection.loss", f"unknown loss {loss!r} (one of {', '.join(LOSSES)})")
+    default = _get(data, "default_archetype", "", str, next(iter(archetypes)))
+    if default not in archetypes:
+        _fail("default_archetype", f"unknown archetype {default!r} (archetypes: {', '.join(archetypes)})")
+    return Pack(root=root, name=_get(data, "name", "", str, root.name), description=_get(data, "description", "", str, ""),
+                sprite=sprite, face=face, layout=layout, frame_size=frame_size,
+                sprite_background=_color(sd.get("background", [255, 255, 255]), "sprite.background"),
+                head_box=tuple(box), face_background=_color(fd.get("background", [255, 255, 255]), "face.background"),
+                face_size=_get(fd, "face_size", "face", int, 144), archetypes=archetypes, emotions=emotions,
+                projection_steps=steps, projection_loss=loss,
+                projection_wplus=_get(proj, "wplus", "projection", bool, False), default_archetype=default, raw=data)
+
+
+def load_pack(root) -> Pack:
+    """Read and check a pack's manifest, and that every file it names exists."""
+    root = Path(root)
+    manifest = root / MANIFEST
+    if not manifest.is_file():
+        raise PackError(f"{root}: not a pack (no {MANIFEST})")
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PackError(f"{MANIFEST}: not valid JSON ({exc})") from None
+    pack = parse_manifest(root, data)
+    for model in MODELS:
+        if not pack.model_path(model).is_file():
+            _fail(f"{model}.file", f"{pack.model_path(model)} does not exist")
+    for where, model, preset, _ in pack.presets_used():
+        if preset is not None and not pack.preset_path(model, preset).is_file():
+            _fail(f"{where}.preset", f"{pack.preset_path(model, preset)} does not exist")
+    return pack
+
+
+@dataclass
+class OpenPack:
+    """A pack with its models loaded and every preset read and checked."""
+
+    pack: Pack
+    sprite: torch.nn.Module
+    face: torch.nn.Module
+    face_D: torch.nn.Module | None
+    presets: dict  # (model, name) -> w [num_ws, w_dim]
+    content_hash: str
+
+
+def open_pack(root, device="cpu") -> OpenPack:
+    pack = load_pack(root)
+    nets = {}
+    for model in MODELS:
+        try:
+            nets[model] = load_generator(pack.model_path(model), device)
+        except ModelFileError as exc:
+            _fail(f"{model}.file", str(exc))
+    G = nets["sprite"]
+    layout = pack.layout
+    need_w = layout.offset_x + layout.columns * layout.frame_w + (layout.columns - 1) * layout.gap_x
+    need_h = layout.offset_y + layout.rows * layout.frame_h + (layout.rows - 1) * layout.gap_y
+    if need_w > G.img_shape[1] or need_h > G.img_shape[0]:
+        _fail("sprite.layout", f"needs a {need_w} x {need_h} image, the model draws {G.img_shape[1]} x {G.img_shape[0]}")
+    for model in MODELS:
+        num_ws = nets[model].num_ws
+        for gname, layers in getattr(pack, model).layer_groups.items():
+            bad = [i for i in layers if i >= num_ws]
+            if bad:
+                _fail(f"{model}.layer_groups.{gname}", f"layer {bad[0]} is beyond the {model} model's {num_ws} layers (0-{num_ws - 1})")
+    presets = {}
+    for where, model, preset, layers in pack.presets_used():
+        net = nets[model]
+        bad = [i for i in layers if i >= net.num_ws]
+        if bad:
+            _fail(f"{where}.layers", f"layer {bad[0]} is beyond the {model} model's {net.num_ws} layers (0-{net.num_ws - 1})")
+        if preset is not None and (model, preset) not in presets:
+            try:
+                presets[(model, preset)] = load_w(pack.preset_path(model, preset), net.num_ws, net.w_dim).to(device)
+            except ValueError as exc:
+                _fail(f"{where}.preset", str(exc))
+    try:
+        face_D = load_discriminator(pack.model_path("face"), device) if pack.projection_loss in ("auto", "discriminator") else None
+    except ModelFileError:
+        if pack.projection_loss == "discriminator":
+            _fail("projection.loss", "discriminator, but the face model file holds no discriminator")
+        face_D = None
+    return OpenPack(pack, nets["sprite"], nets["face"], face_D, presets, pack.content_hash())
+
+
+# ----------------------------------------------------------------------------------------------
+# Making packs and presets
+
+
+def _thirds(num_ws: int) -> dict:
+    a, b = num_ws // 3, 2 * num_ws // 3
+    return {"coarse": list(range(0, a)), "middle": list(range(a, b)), "fine": list(range(b, num_ws))}
+
+
+def init_pack(root, sprite_model, face_model, name=None) -> Pack:
+    """A starter pack for a user's own models: both converted to rmmv-gan's format (so the
+    pickles are never read again), a 3 x 4 layout over the whole sprite image, a head box in
+    the top of the standing frame, layer groups in thirds, one archetype and one emotion
+    (both the identity). Edit pack.json afterwards; `preset add` makes presets."""
+    root = Path(root)
+    if (root / MANIFEST).exists():
+        raise PackError(f"{root / MANIFEST} already exists")
+    for model in MODELS:
+        if (root / f"{model}.safetensors").exists():
+            raise PackError(f"{root / f'{model}.safetensors'} already exists")
+    made_root = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        for model, src in (("sprite", sprite_model), ("face", face_model)):
+            try:
+                convert(src, root / f"{model}.safetensors")
+            except ModelFileError as exc:
+                raise PackError(f"--{model}: {exc}") from None
+    except BaseException:
+        # Leave nothing half-made: the models converted so far, and the folder if we made it.
+        for model in MODELS:
+            (root / f"{model}.safetensors").unlink(missing_ok=True)
+        if made_root:
+            root.rmdir()
+        raise
+    G_s = load_generator(root / "sprite.safetensors")
+    G_f = load_generator(root / "face.safetensors")
+    h, w = G_s.img_shape
+    fw, fh = w // 3, h // 4
+    side = max(1, min(fw, fh) * 3 // 4)
+    manifest = {
+        "format": FORMAT, "version": 1, "name": name or root.name,
+        "description": "Starter pack made by rmmv-gan pack init: set the layer groups and presets.",
+        "sprite": {"file": "sprite.safetensors", "frame_size": 48, "background": [255, 255, 255],
+                   "layout": SheetLayout(frame_w=fw, frame_h=fh).to_dict(), "layer_groups": _thirds(G_s.num_ws)},
+        "face": {"file": "face.safetensors", "face_size": 144, "background": [255, 255, 255],
+                 "head_box": [(fw - side) // 2, 0, side, side], "layer_groups": _thirds(G_f.num_ws)},
+        "archetypes": {"default": {"psi": 0.7}},
+        "emotions": [{"name": "neutral"}],
+        "projection": {"steps": 200, "loss": "pixel", "wplus": False},
+        "default_archetype": "default",
+    }
+    tmp = root / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(root / MANIFEST)
+    return load_pack(root)
+
+
+def add_preset(root, model: str, name: str, *, seed=None, image=None, w_file=None, psi=1.0, steps=None,
+               device="cpu", progress=None) -> Path:
+    """Write presets/<model>/<name>.npy from a seed (mapped at psi), a w file, or an image
+    (projected into the model with the pack's projection settings, or `steps`)."""
+    from .latent import map_seed, save_w
+    from .projector import ProjectionSettings, load_target, project
+
+    pack = load_pack(root)
+    if model not in MODELS:
+        raise PackError(f"--model: {model!r} is neither sprite nor face")
+    _name(name, "--name")
+    if sum(v is not None for v in (seed, image, w_file)) != 1:
+        raise PackError("give exactly one of --seed, --image, --w")
+    G = load_generator(pack.model_path(model), device)
+    if seed is not None:
+        w = map_seed(G, int(seed), psi=psi)
+    elif w_file is not None:
+        w = load_w(w_file, G.num_ws, G.w_dim)
+    else:
+        background = pack.sprite_background if model == "sprite" else pack.face_background
+        target = load_target(image, G.img_shape, background=background)
+        settings = ProjectionSettings(steps=steps or pack.projection_steps, loss=pack.projection_loss,
+                                      wplus=pack.projection_wplus)
+        D = None
+        if settings.loss in ("auto", "discriminator"):
+            try:
+                D = load_discriminator(pack.model_path(model), device)
+            except ModelFileError:
+                D = None
+        w = project(G, target, settings, D=D, progress=progress).ws[0]
+    path = pack.preset_path(model, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_w(path, w)
+    return path

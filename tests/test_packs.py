@@ -1,0 +1,142 @@
+"""Pack manifests: a starter pack from the golden pickles loads; every broken field is named."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rmmv_gan.cli import main
+from rmmv_gan.latent import load_w
+from rmmv_gan.packs import PackError, add_preset, init_pack, load_pack, open_pack
+
+from conftest import golden_dir
+
+
+@pytest.fixture(scope="module")
+def starter(tmp_path_factory):
+    root = tmp_path_factory.mktemp("packs") / "starter"
+    init_pack(root, golden_dir() / "sg3t_32.pkl", golden_dir() / "sg3r_32.pkl")
+    add_preset(root, "sprite", "hero", seed=3, psi=0.7)
+    add_preset(root, "face", "smile", seed=5)
+    return root
+
+
+@pytest.fixture
+def pack_copy(starter, tmp_path):
+    root = tmp_path / "pack"
+    shutil.copytree(starter, root)
+    return root
+
+
+def edit(root, change):
+    manifest = json.loads((root / "pack.json").read_text())
+    change(manifest)
+    (root / "pack.json").write_text(json.dumps(manifest))
+
+
+def test_starter_pack_opens_and_checks(starter):
+    opened = open_pack(starter)
+    assert opened.sprite.num_ws == 16 and opened.face.num_ws == 16
+    assert list(opened.pack.archetypes) == ["default"] and [e.name for e in opened.pack.emotions] == ["neutral"]
+    assert len(opened.content_hash) == 64
+
+
+def test_models_are_converted_so_pickles_are_not_read_again(starter):
+    assert (starter / "sprite.safetensors").read_bytes()[8:9] == b"{"
+    assert not list(starter.glob("*.pkl"))
+
+
+def test_init_refuses_to_overwrite_a_pack(starter):
+    with pytest.raises(PackError, match="already exists"):
+        init_pack(starter, golden_dir() / "sg3t_32.pkl", golden_dir() / "sg3r_32.pkl")
+
+
+def test_presets_resolve_and_mix_layers_by_group_name(pack_copy):
+    edit(pack_copy, lambda m: m["archetypes"].update(
+        hero={"psi": 0.6, "sprite": {"preset": "hero", "layers": "fine"}, "face": {"preset": "smile", "layers": [0, 2]}}))
+    opened = open_pack(pack_copy)
+    hero = opened.pack.archetypes["hero"]
+    assert hero.sprite.layers == list(range(10, 16)) and hero.face.layers == [0, 2] and hero.psi == 0.6
+    assert opened.presets[("sprite", "hero")].shape == (16, 64)
+
+
+@pytest.mark.parametrize("change,field", [
+    (lambda m: m["sprite"].update(file="missing.safetensors"), "sprite.file"),
+    (lambda m: m["archetypes"]["default"].update(face={"preset": "nobody", "layers": [1]}), "archetypes.default.face.preset"),
+    (lambda m: m["archetypes"]["default"].update(psi=3), "archetypes.default.psi"),
+    (lambda m: m["archetypes"]["default"].update(sprite={"preset": "hero", "layers": "hair"}), "archetypes.default.sprite.layers"),
+    (lambda m: m["face"].update(head_box=[0, 0, 50, 50]), "face.head_box"),
+    (lambda m: m.update(emotions=[]), "emotions"),
+    (lambda m: m.update(emotions=[{"name": "a"}, {"name": "a"}]), "emotions[1].name"),
+    (lambda m: m["projection"].update(steps=0), "projection.steps"),
+    (lambda m: m["projection"].update(loss="lpips"), "projection.loss"),
+    (lambda m: m.update(default_archetype="villain"), "default_archetype"),
+    (lambda m: m["sprite"]["layout"].update(colums=3), "sprite.layout"),
+    (lambda m: m.pop("face"), "face"),
+])
+def test_broken_fields_are_named(pack_copy, change, field):
+    edit(pack_copy, change)
+    with pytest.raises(PackError) as err:
+        load_pack(pack_copy)
+    assert str(err.value).startswith(field), str(err.value)
+
+
+def test_layer_beyond_num_ws_is_named_with_the_range(pack_copy):
+    edit(pack_copy, lambda m: m["archetypes"]["default"].update(sprite={"preset": "hero", "layers": [3, 16]}))
+    with pytest.raises(PackError, match=r"^archetypes\.default\.sprite\.layers: layer 16 .* 16 layers \(0-15\)"):
+        open_pack(pack_copy)
+
+
+def test_layer_group_beyond_num_ws_is_named(pack_copy):
+    edit(pack_copy, lambda m: m["face"]["layer_groups"].update(eyes=[20]))
+    with pytest.raises(PackError, match=r"^face\.layer_groups\.eyes: layer 20"):
+        open_pack(pack_copy)
+
+
+def test_preset_of_the_wrong_shape_is_named_with_both_shapes(pack_copy):
+    np.save(pack_copy / "presets" / "face" / "smile.npy", np.zeros((8, 64), np.float32))
+    edit(pack_copy, lambda m: m["archetypes"]["default"].update(face={"preset": "smile", "layers": [1]}))
+    with pytest.raises(PackError, match=r"^archetypes\.default\.face\.preset: .*\[8, 64\].*\[16, 64\]"):
+        open_pack(pack_copy)
+
+
+def test_unknown_emotion_names_are_refused(starter):
+    pack = load_pack(starter)
+    assert [e.name for e in pack.select_emotions(["neutral"])] == ["neutral"]
+    with pytest.raises(PackError, match="unknown emotion 'furious'.*neutral"):
+        pack.select_emotions(["neutral", "furious"])
+
+
+def test_preset_from_a_w_file_and_from_an_image(pack_copy, tmp_path):
+    from PIL import Image
+
+    w = load_w(pack_copy / "presets" / "sprite" / "hero.npy", 16, 64)
+    np.save(tmp_path / "w.npy", w.numpy())
+    path = add_preset(pack_copy, "sprite", "copy", w_file=tmp_path / "w.npy")
+    assert np.array_equal(np.load(path), w.numpy())
+    Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(tmp_path / "face.png")
+    path = add_preset(pack_copy, "face", "grey", image=tmp_path / "face.png", steps=3)
+    assert np.load(path).shape == (16, 64)
+
+
+def test_cli_pack_init_check_and_preset_add(tmp_path):
+    root = tmp_path / "mine"
+    run = lambda *a: CliRunner().invoke(main, [str(x) for x in a])
+    result = run("pack", "init", root, "--sprite", golden_dir() / "sg3t_32.pkl", "--face", golden_dir() / "sg3r_32.pkl")
+    assert result.exit_code == 0, result.output
+    assert run("pack", "check", root).exit_code == 0
+    result = run("preset", "add", "--pack", root, "--name", "villain", "--model", "sprite", "--seed", 9)
+    assert result.exit_code == 0 and (root / "presets" / "sprite" / "villain.npy").is_file()
+    result = run("preset", "add", "--pack", root, "--name", "../x", "--model", "sprite", "--seed", 9)
+    assert result.exit_code == 1 and "--name" in result.output and not (tmp_path / "x.npy").exists()
+    result = run("pack", "init", tmp_path / "bad", "--sprite", tmp_path / "nothing.pkl", "--face", golden_dir() / "sg3r_32.pkl")
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
+
+
+def test_failed_init_leaves_nothing_behind(tmp_path):
+    with pytest.raises(PackError, match="^--face"):
+        init_pack(tmp_path / "half", golden_dir() / "sg3t_32.pkl", tmp_path / "missing.pkl")
+    assert not (tmp_path / "half").exists()

@@ -297,6 +297,121 @@ def probe(network, seeds, psi, class_idx, layers, out, device):
     click.echo(f"wrote {out} ({len(layer_list)} layers)")
 
 
+DEFAULT_PACK = Path(__file__).resolve().parent / "packs" / "default"
+
+
+def _number(text, what, kind):
+    if text is None:
+        return None
+    try:
+        return kind(text)
+    except (TypeError, ValueError):
+        raise UserError(f"{what} {text!r}: not a {'whole number' if kind is int else 'number'}") from None
+
+
+@main.command()
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="RPG Maker MV/MZ game folder: writes img/characters/$NAME.png and img/faces/NAME.png.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also (or instead) write into OUT/img/... for use outside a game.")
+@click.option("--pack", "pack_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Model pack folder (default: the embedded default pack).")
+@click.option("--archetype", default=None, help="Archetype from the pack (default: the pack's).")
+@click.option("--psi", default=None, help="Truncation psi in [-2, 2] (default: the archetype's).")
+@click.option("--seed", default=None, help="Seed (default: random, recorded in the metadata).")
+@click.option("--count", default="1", show_default=True, help="How many characters (names numbered).")
+@click.option("--name", default=None, help="Asset name (default: ARCHETYPE_SEED).")
+@click.option("--steps", default=None, help="Projection steps (default: the pack's).")
+@click.option("--emotions", default=None, help="Comma-separated emotions in faceIndex order (default: the pack's).")
+@click.option("--combined", is_flag=True, help="Also an 8-character sheet and an 8-face sheet (neutral faces).")
+@click.option("--preview", is_flag=True, help="Also a walk-cycle GIF beside the metadata.")
+@click.option("--overwrite", is_flag=True, help="Replace files that exist (default: refuse).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def export(project, out_dir, pack_dir, archetype, psi, seed, count, name, steps, emotions, combined, preview,
+           overwrite, device):
+    """Make characters with a model pack and write them as ready-to-use RPG Maker files."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from .game import (AssetExistsError, AssetNameError, GameFolder, GameFolderError, OutputFolder,
+                       character_files, write_character, write_faces)
+    from .packs import PackError, open_pack
+    from .pipeline import CharacterRequest, RequestError, make_characters
+    from .sheets import eight_character_sheet, face_sheet
+
+    if project is None and out_dir is None:
+        raise UserError("give --project GAME (a game folder), --out DIR, or both")
+    targets = []
+    try:
+        if project is not None:
+            targets.append(GameFolder(project))
+    except GameFolderError as exc:
+        raise UserError(str(exc)) from None
+    if out_dir is not None:
+        targets.append(OutputFolder(out_dir))
+    n = _number(count, "--count", int)
+    if not 1 <= n <= 100:
+        raise UserError(f"--count {n}: give 1 to 100")
+    psi_v, seed_v, steps_v = _number(psi, "--psi", float), _number(seed, "--seed", int), _number(steps, "--steps", int)
+    pack_dir = pack_dir or DEFAULT_PACK
+    if not (pack_dir / "pack.json").is_file() and pack_dir == DEFAULT_PACK:
+        raise UserError("the embedded default pack is not built yet; give --pack DIR (see docs/packs.md)")
+    try:
+        opened = open_pack(pack_dir, _device(device))
+    except PackError as exc:
+        raise UserError(f"--pack {pack_dir}: {exc}") from None
+    emotion_list = [e.strip() for e in emotions.split(",")] if emotions else None
+    rng = np.random.default_rng()
+    requests = []
+    for i in range(n):
+        req_seed = None if seed_v is None else seed_v + i
+        req_name = name if n == 1 else (f"{name}_{i + 1}" if name else None)
+        req = CharacterRequest(archetype, psi_v, req_seed, req_name, steps_v, emotion_list)
+        try:
+            req = req.resolved(opened.pack, rng)
+        except RequestError as exc:
+            raise UserError(str(exc)) from None
+        if n > 1 and name is None:
+            req.name = f"{req.archetype}_{req.seed}"
+        requests.append(req)
+    if len({r.name.lower() for r in requests}) < n:
+        raise UserError("two characters of this run would get the same name; give --name or other seeds")
+    set_name = (name or requests[0].archetype) + "_set"
+    if not overwrite:  # refuse before any work, so a taken name costs nothing and writes nothing
+        for target in targets:
+            for r in requests:
+                for path in character_files(target, r.name).values():
+                    if path.exists():
+                        raise UserError(f"{path} already exists; use --overwrite or another --name")
+            if combined:
+                for path in (target.characters_dir / f"{set_name}.png", target.faces_dir / f"{set_name}.png"):
+                    if path.exists():
+                        raise UserError(f"{path} already exists; use --overwrite or another --name")
+    with tqdm(total=100, desc="characters", file=sys.stderr, bar_format="{l_bar}{bar}| {postfix}") as bar:
+        def progress(stage, fraction):
+            bar.set_postfix_str(stage)
+            bar.update(int(fraction * 100) - bar.n)
+
+        characters = make_characters(opened, requests, progress=progress)
+    from .game import save_character
+
+    try:
+        for target in targets:
+            for c in characters:
+                save_character(target, c, overwrite=overwrite, preview=preview)
+            if combined:
+                sheet = eight_character_sheet([c.walk_sheet for c in characters[:8]])
+                write_character(target, set_name, sheet, single=False, overwrite=overwrite)
+                neutral = face_sheet([c.faces[0] for c in characters[:8]], opened.pack.face_size)
+                write_faces(target, set_name, neutral, overwrite=overwrite)
+    except (AssetExistsError, AssetNameError, OSError) as exc:
+        raise UserError(str(exc)) from None
+    for c in characters:
+        t = c.metadata["timings"]
+        click.echo(f"{c.request.name}: seed {c.request.seed}, psi {c.request.psi}, archetype {c.request.archetype} "
+                   f"({', '.join(f'{k} {v:.2f}s' for k, v in t.items())})")
+
+
 @main.command()
 @click.option("--data", required=True,
               help="'sprites' or 'portraits' (the procedural renderers), or a folder of RPG Maker character sheets.")

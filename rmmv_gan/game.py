@@ -8,6 +8,7 @@ crash at any moment leaves the old file or the new one, and an error leaves no t
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import unicodedata
@@ -332,3 +333,55 @@ def write_faces(game: GameFolder, name: str, sheet: np.ndarray, *, overwrite: bo
         raise ValueError(f"a face sheet must be 576 x 288 (4 x 2 faces of 144 px, as the game "
                          f"draws them); got {a.shape[1] if a.ndim > 1 else '?'} x {a.shape[0]}")
     return _write_asset(game.faces_dir, name, "", a, overwrite, unique)
+
+
+# --------------------------------------------------------------------------- characters
+
+class OutputFolder:
+    """A plain folder laid out like a game (`img/characters`, `img/faces`, `rmmv_gan/`), for
+    sheets made outside a project."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.root = self.base = Path(path).expanduser().resolve()
+        self.kind = None
+
+    characters_dir = GameFolder.characters_dir
+    faces_dir = GameFolder.faces_dir
+    data_dir = GameFolder.data_dir
+
+
+def character_files(folder, name: str) -> dict:
+    """Where a character named `name` goes: walk sheet, face sheet, metadata."""
+    safe_asset_name(name)
+    return {"character": folder.characters_dir / asset_filename(name, "$"),
+            "faces": folder.faces_dir / asset_filename(name),
+            "metadata": folder.data_dir / "characters" / asset_filename(name, ext=".json")}
+
+
+def save_character(folder, character, *, overwrite: bool = False, preview: bool = False) -> dict:
+    """Write a pipeline result: `img/characters/$NAME.png`, `img/faces/NAME.png`, and
+    `rmmv_gan/characters/NAME.json` (with `NAME.gif`, the walk cycle, if `preview`).
+
+    Every target is checked before anything is written, so a name that is taken leaves the
+    folder as it was. Returns {kind: path}.
+    """
+    from .sheets import walk_gif
+
+    name = character.request.name
+    paths = character_files(folder, name)
+    if preview:
+        paths["preview"] = paths["metadata"].with_suffix(".gif")
+    if not overwrite:
+        for path in paths.values():
+            if path.parent.is_dir() and _exists_nocase(path.parent, path.name):
+                raise AssetExistsError(f"{path} already exists; use overwrite to replace it")
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    write_png(paths["character"], character.walk_sheet, overwrite)
+    write_png(paths["faces"], character.face_sheet, overwrite)
+    meta = dict(character.metadata, files={k: str(p.relative_to(folder.base)).replace(os.sep, "/")
+                                           for k, p in paths.items()})
+    atomic_write_bytes(paths["metadata"], (json.dumps(meta, indent=2) + "\n").encode("utf-8"), overwrite)
+    if preview:
+        atomic_write_bytes(paths["preview"], walk_gif(character.walk_sheet), overwrite)
+    return paths

@@ -1,0 +1,174 @@
+"""The character pipeline and `rmmv-gan export`, on a starter pack made from the golden
+pickles (their images are noise; the plumbing is real)."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from rmmv_gan.cli import main
+from rmmv_gan.latent import mix
+from rmmv_gan.packs import add_preset, init_pack, open_pack
+from rmmv_gan.pipeline import CharacterRequest, Cancelled, RequestError, make_character, make_characters
+
+from conftest import golden_dir
+
+
+@pytest.fixture(scope="module")
+def pack_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("p") / "pack"
+    init_pack(root, golden_dir() / "sg3t_32.pkl", golden_dir() / "sg3t_32.pkl")
+    add_preset(root, "sprite", "hero", seed=11)
+    add_preset(root, "face", "hero", seed=12)
+    add_preset(root, "face", "smile", seed=13)
+    manifest = json.loads((root / "pack.json").read_text())
+    manifest["archetypes"]["hero"] = {"psi": 0.6, "sprite": {"preset": "hero", "layers": [8, 9]},
+                                      "face": {"preset": "hero", "layers": [0, 2]}}
+    manifest["emotions"] = [{"name": "neutral"}, {"name": "happy", "preset": "smile", "layers": [6]}]
+    manifest["projection"]["steps"] = 4
+    (root / "pack.json").write_text(json.dumps(manifest))
+    return root
+
+
+@pytest.fixture(scope="module")
+def opened(pack_dir):
+    return open_pack(pack_dir)
+
+
+@pytest.fixture
+def game(tmp_path):
+    root = tmp_path / "game"
+    (root / "js").mkdir(parents=True)
+    (root / "js" / "rpg_core.js").write_text("// MV")
+    (root / "img" / "characters").mkdir(parents=True)
+    (root / "img" / "faces").mkdir(parents=True)
+    return root
+
+
+def test_character_has_mv_sized_sheets_and_metadata(opened):
+    c = make_character(opened, CharacterRequest(archetype="hero", seed=5, name="Ann"))
+    assert c.walk_sheet.shape == (192, 144, 4) and c.face_sheet.shape == (288, 576, 4)
+    assert set(np.unique(c.walk_sheet[..., 3])) <= {0, 255}
+    m = c.metadata
+    assert (m["seed"], m["psi"], m["archetype"], m["name"], m["emotions"]) == (5, 0.6, "hero", "Ann", ["neutral", "happy"])
+    assert len(m["pack_hash"]) == 64 and set(m["timings"]) == {"sprite", "cleanup", "head", "projection", "faces"}
+
+
+def test_archetype_and_emotion_layers_are_mixed_in(opened):
+    c = make_character(opened, CharacterRequest(archetype="hero", seed=5))
+    hero_s, hero_f = opened.presets[("sprite", "hero")], opened.presets[("face", "hero")]
+    assert np.allclose(c.sprite_w[[8, 9]], hero_s[[8, 9]]) and not np.allclose(c.sprite_w[7], hero_s[7])
+    assert np.allclose(c.face_w[[0, 2]], hero_f[[0, 2]])
+    assert np.allclose(c.emotion_ws[0], c.face_w)  # neutral is the identity
+    assert np.allclose(c.emotion_ws[1], mix(c.face_w, opened.presets[("face", "smile")], [6]))
+
+
+def test_the_face_cells_follow_the_emotions(opened):
+    c = make_character(opened, CharacterRequest(seed=5))
+    cells = [c.face_sheet[r * 144 : (r + 1) * 144, k * 144 : (k + 1) * 144] for r in range(2) for k in range(4)]
+    assert not np.array_equal(cells[0], cells[1])  # neutral vs happy
+    assert cells[2][..., 3].max() == 0  # faceIndex 2-7 are empty: the pack has two emotions
+
+
+def test_same_request_same_pixels_other_seed_other_character(opened):
+    a = make_character(opened, CharacterRequest(seed=21))
+    b = make_character(opened, CharacterRequest(seed=21))
+    c = make_character(opened, CharacterRequest(seed=22))
+    assert np.array_equal(a.walk_sheet, b.walk_sheet) and np.array_equal(a.face_sheet, b.face_sheet)
+    assert not np.array_equal(a.walk_sheet, c.walk_sheet)
+
+
+def test_batch_equals_one_at_a_time(opened):
+    reqs = [CharacterRequest(seed=s) for s in (31, 32)]
+    batch = make_characters(opened, reqs)
+    for r, c in zip(reqs, batch):
+        assert np.array_equal(c.face_sheet, make_character(opened, r).face_sheet)
+
+
+def test_progress_reaches_every_stage_and_cancel_stops(opened):
+    seen = []
+    make_character(opened, CharacterRequest(seed=1), progress=lambda s, f: seen.append(s))
+    assert set(seen) == {"sprite", "cleanup", "head", "projection", "faces"}
+    with pytest.raises(Cancelled):
+        make_character(opened, CharacterRequest(seed=1), cancel=lambda: True)
+
+
+@pytest.mark.parametrize("request_,field", [
+    (CharacterRequest(archetype="knight"), "archetype"), (CharacterRequest(psi=2.5), "psi"),
+    (CharacterRequest(psi=True), "psi"), (CharacterRequest(psi="0.5"), "psi"), (CharacterRequest(seed=-1), "seed"),
+    (CharacterRequest(seed=2**32), "seed"), (CharacterRequest(steps=0), "steps"), (CharacterRequest(steps=5001), "steps"),
+    (CharacterRequest(name="../x"), "name"), (CharacterRequest(name="CON"), "name"),
+    (CharacterRequest(emotions=["furious"]), "emotions"),
+])
+def test_bad_requests_name_the_field(opened, request_, field):
+    with pytest.raises(RequestError, match=f"^{field}"):
+        make_character(opened, request_)
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_export_writes_the_game_files(pack_dir, game):
+    result = run("export", "--project", game, "--pack", pack_dir, "--seed", 7, "--name", "Bob", "--preview")
+    assert result.exit_code == 0, result.output
+    sheet = np.asarray(Image.open(game / "img" / "characters" / "$Bob.png"))
+    faces = np.asarray(Image.open(game / "img" / "faces" / "Bob.png"))
+    assert sheet.shape == (192, 144, 4) and faces.shape == (288, 576, 4)
+    meta = json.loads((game / "rmmv_gan" / "characters" / "Bob.json").read_text())
+    assert meta["seed"] == 7 and meta["files"]["character"] == "img/characters/$Bob.png"
+    assert Image.open(game / "rmmv_gan" / "characters" / "Bob.gif").n_frames > 1
+
+
+def test_export_is_reproducible_and_records_a_random_seed(pack_dir, tmp_path):
+    run("export", "--out", tmp_path / "a", "--pack", pack_dir, "--seed", 3, "--name", "X")
+    run("export", "--out", tmp_path / "b", "--pack", pack_dir, "--seed", 3, "--name", "X")
+    a, b = (np.asarray(Image.open(tmp_path / d / "img" / "characters" / "$X.png")) for d in "ab")
+    assert np.array_equal(a, b)
+    result = run("export", "--out", tmp_path / "c", "--pack", pack_dir, "--name", "R")
+    seed = json.loads((tmp_path / "c" / "rmmv_gan" / "characters" / "R.json").read_text())["seed"]
+    assert isinstance(seed, int) and f"seed {seed}" in result.output
+
+
+def test_export_count_and_combined_sheets(pack_dir, tmp_path):
+    result = run("export", "--out", tmp_path, "--pack", pack_dir, "--seed", 40, "--count", 3, "--name", "Guard",
+                 "--combined")
+    assert result.exit_code == 0, result.output
+    chars = tmp_path / "img" / "characters"
+    assert sorted(p.name for p in chars.iterdir()) == ["$Guard_1.png", "$Guard_2.png", "$Guard_3.png", "Guard_set.png"]
+    eight = np.asarray(Image.open(chars / "Guard_set.png"))
+    single = np.asarray(Image.open(chars / "$Guard_2.png"))
+    assert eight.shape == (384, 576, 4) and np.array_equal(eight[:192, 144:288], single)
+    assert np.asarray(Image.open(tmp_path / "img" / "faces" / "Guard_set.png")).shape == (288, 576, 4)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--archetype", "knight"], ["archetype"]), (["--psi", "3"], ["psi"]), (["--psi", "abc"], ["--psi"]),
+    (["--seed", "-4"], ["seed"]), (["--name", "../evil"], ["name"]), (["--name", "a/b"], ["name"]),
+    (["--emotions", "neutral,furious"], ["furious"]), (["--steps", "0"], ["steps"]),
+])
+def test_bad_export_requests_are_one_line_and_write_nothing(pack_dir, game, args, words):
+    before = sorted(p.relative_to(game) for p in game.rglob("*"))
+    result = run("export", "--project", game, "--pack", pack_dir, *args)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error") and all(w in lines[0] for w in words), result.output
+    assert sorted(p.relative_to(game) for p in game.rglob("*")) == before
+
+
+def test_export_refuses_a_folder_that_is_not_a_game(pack_dir, tmp_path):
+    result = run("export", "--project", tmp_path, "--pack", pack_dir)
+    assert result.exit_code == 1 and "js/rpg_core.js" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_refuses_to_overwrite_unless_asked(pack_dir, game):
+    assert run("export", "--project", game, "--pack", pack_dir, "--seed", 1, "--name", "Cid").exit_code == 0
+    first = (game / "img" / "faces" / "Cid.png").read_bytes()
+    result = run("export", "--project", game, "--pack", pack_dir, "--seed", 2, "--name", "Cid")
+    assert result.exit_code == 1 and "already exists" in result.output
+    assert (game / "img" / "faces" / "Cid.png").read_bytes() == first
+    assert run("export", "--project", game, "--pack", pack_dir, "--seed", 2, "--name", "Cid", "--overwrite").exit_code == 0
+    assert (game / "img" / "faces" / "Cid.png").read_bytes() != first

@@ -109,6 +109,7 @@ class Pack:
     projection_steps: int
     projection_loss: str
     projection_wplus: bool
+    projection_noise: bool
     default_archetype: str
     raw: dict = field(repr=False, default_factory=dict)
 
@@ -264,7 +265,8 @@ def parse_manifest(root: Path, data: dict) -> Pack:
                 head_box=tuple(box), face_background=_color(fd.get("background", [255, 255, 255]), "face.background"),
                 face_size=_get(fd, "face_size", "face", int, 144), archetypes=archetypes, emotions=emotions,
                 projection_steps=steps, projection_loss=loss,
-                projection_wplus=_get(proj, "wplus", "projection", bool, False), default_archetype=default, raw=data)
+                projection_wplus=_get(proj, "wplus", "projection", bool, False),
+                projection_noise=_get(proj, "noise", "projection", bool, True), default_archetype=default, raw=data)
 
 
 def load_pack(root) -> Pack:
@@ -419,7 +421,7 @@ def add_preset(root, model: str, name: str, *, seed=None, image=None, w_file=Non
         background = pack.sprite_background if model == "sprite" else pack.face_background
         target = load_target(image, G.img_shape, background=background)
         settings = ProjectionSettings(steps=steps or pack.projection_steps, loss=pack.projection_loss,
-                                      wplus=pack.projection_wplus)
+                                      wplus=pack.projection_wplus, optimize_noise=pack.projection_noise)
         D = None
         if settings.loss in ("auto", "discriminator"):
             try:

@@ -156,7 +156,7 @@ def make_characters(opened: OpenPack, requests, progress: Callable | None = None
         t = time.perf_counter()
         target = torch.from_numpy(head).permute(2, 0, 1).float().to(device) / 127.5 - 1
         settings = ProjectionSettings(steps=r.steps, loss=pack.projection_loss, wplus=pack.projection_wplus,
-                                      seed=r.seed % (2**31))
+                                      optimize_noise=pack.projection_noise, seed=r.seed % (2**31))
 
         def projection_progress(step, total, _distance, i=i):
             report("projection", (i + step / total) / n)

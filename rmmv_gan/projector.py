@@ -274,6 +274,7 @@ class ProjectionSettings:
     lr_rampup_length: float = 0.05
     noise_ramp_length: float = 0.75
     regularize_noise_weight: float = 1e5
+    optimize_noise: bool = True  # False: keep the model's own noise maps (details come from w only)
     seed: int = 0
 
     def check(self):
@@ -339,7 +340,7 @@ def project(G, targets, settings: ProjectionSettings | None = None, *, D=None, v
     G.synthesis.split_batch = False  # per-target noise maps need the batch together
     noise_bufs = []
     for module in G.synthesis.modules():
-        if hasattr(module, "noise_const"):
+        if hasattr(module, "noise_const") and settings.optimize_noise:
             noise = torch.randn([b, 1, *module.noise_const.shape[-2:]], generator=gen).to(device)
             module.noise_const = noise.requires_grad_(True)
             noise_bufs.append(module.noise_const)

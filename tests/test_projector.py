@@ -158,3 +158,13 @@ def test_unreadable_target_is_a_clear_error(tmp_path):
     (tmp_path / "x.png").write_text("not an image")
     with pytest.raises(ProjectionError, match="not a readable image"):
         load_target(tmp_path / "x.png", (32, 32))
+
+
+def test_noise_maps_can_be_left_as_the_model_has_them(sg2):
+    G, _, targets, _ = sg2
+    a = project(G, targets[:1], ProjectionSettings(steps=5, loss="pixel", optimize_noise=False, seed=1), class_idx=0)
+    b = project(G, targets[:1], ProjectionSettings(steps=5, loss="pixel", optimize_noise=False, seed=1), class_idx=0)
+    with torch.no_grad():
+        rendered = G.synthesis(a.ws, noise_mode="const")  # the caller's G, with its own noise
+    assert torch.equal(a.ws, b.ws)
+    assert torch.allclose(a.images, rendered, atol=1e-5)

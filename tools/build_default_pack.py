@@ -85,7 +85,7 @@ def main():
     export_run(args.sprite_run, out / "sprite.safetensors")
     export_run(args.face_run, out / "face.safetensors")
     G_s, G_f = load_generator(out / "sprite.safetensors"), load_generator(out / "face.safetensors")
-    settings = ProjectionSettings(steps=args.steps, loss="pixel")
+    settings = ProjectionSettings(steps=args.steps, loss="pixel", optimize_noise=False)
 
     for name, traits in ARCHETYPES.items():
         v = vector(traits, procedural.SPRITE_DIM)
@@ -116,7 +116,7 @@ def main():
         },
         "emotions": [{"name": "neutral"}] + [
             {"name": e, "preset": e, "layers": "expression"} for e in procedural.EXPRESSIONS[1:]],
-        "projection": {"steps": 200, "loss": "pixel", "wplus": False},
+        "projection": {"steps": 200, "loss": "pixel", "wplus": False, "noise": False},
         "default_archetype": "heroine",
     }
     (out / "pack.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -537,5 +537,60 @@ def preset_add(pack_dir, name, model, seed, image, w_file, psi, steps, device):
     click.echo(f"wrote {path}")
 
 
+@main.command()
+@click.option("--project", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="RPG Maker MV/MZ game folder the characters are written into.")
+@click.option("--pack", "pack_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Model pack folder (default: the embedded default pack).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback exposes the daemon to the network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--token", default=None,
+              help="Bearer token (default: env RMMV_GAN_TOKEN, else a new one; stored in GAME/rmmv_gan/server.json).")
+@click.option("--queue-size", type=click.IntRange(1, 1000), default=8, show_default=True,
+              help="Jobs that may wait; more are refused with 429.")
+@click.option("--origin", "origins", multiple=True,
+              help="Extra CORS origin allowed (e.g. http://localhost:8000 serving the game); repeatable.")
+def serve(project, pack_dir, host, port, device, token, queue_size, origins):
+    """Run the local daemon the plugin and the web page talk to (docs/api.md)."""
+    from .game import GameFolder, GameFolderError
+    from .packs import PackError, open_pack
+    from .server import ServerConfig, create_app, is_loopback, make_server
+
+    try:
+        GameFolder(project)
+    except GameFolderError as exc:
+        raise UserError(str(exc)) from None
+    pack_dir = pack_dir or DEFAULT_PACK
+    if not (pack_dir / "pack.json").is_file() and pack_dir == DEFAULT_PACK:
+        raise UserError("the embedded default pack is not built yet; give --pack DIR (see docs/packs.md)")
+    try:
+        opened = open_pack(pack_dir, _device(device))
+    except PackError as exc:
+        raise UserError(f"--pack {pack_dir}: {exc}") from None
+    if not is_loopback(host):
+        click.echo(f"Warning: --host {host} is not loopback; anyone who can reach this machine and "
+                   f"knows the token can generate characters into {project}", err=True)
+    cfg = ServerConfig(project=project, pack_dir=pack_dir, host=host, port=port, device=device, token=token,
+                       queue_size=queue_size, origins=list(origins))
+    try:
+        app = create_app(cfg, opened)
+        server = make_server(app)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"--host {host} --port {port}: cannot listen ({exc})") from None
+    st = app.extensions["rmmv_gan"]
+    click.echo(f"rmmv-gan daemon on {st['url']} (pack {opened.pack.name!r}, {device}); "
+               f"token in {st['folder'].data_dir / 'server.json'}", err=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        st["jobs"].close()
+
+
 if __name__ == "__main__":
     main()

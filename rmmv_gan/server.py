@@ -17,11 +17,11 @@ import hmac
 import json
 import logging
 import os
-import queue
 import secrets
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -152,8 +152,11 @@ class JobQueue:
         self.opened, self.folder = opened, folder
         self.runner = runner or (lambda opened, req, progress, cancel:
                                  make_character(opened, req, progress=progress, cancel=cancel))
-        self.q: queue.Queue = queue.Queue(maxsize=maxsize)
+        self.maxsize = maxsize
         self.lock = threading.Lock()
+        self.wake = threading.Condition(self.lock)
+        self.waiting: deque[Job] = deque()  # queued jobs, oldest first; a cancelled one leaves at once
+        self.closing = False
         self.jobs: dict[str, Job] = {}
         self.thread = threading.Thread(target=self._work, name="rmmv-gan-worker", daemon=True)
         self.thread.start()
@@ -183,12 +186,12 @@ class JobQueue:
             for path in character_files(self.folder, req.name).values():
                 if path.parent.is_dir() and _exists_nocase(path.parent, path.name):
                     raise NameTaken(f"name: {req.name!r} is taken ({path.parent.name}/{path.name} exists)")
+            if len(self.waiting) >= self.maxsize:
+                raise QueueFull(f"the queue is full ({self.maxsize} jobs waiting); try again later")
             job = Job(req)
-            try:
-                self.q.put_nowait(job)
-            except queue.Full:
-                raise QueueFull("the queue is full; try again later") from None
+            self.waiting.append(job)
             self.jobs[job.id] = job
+            self.wake.notify()
             self._prune()
         return job
 
@@ -199,6 +202,7 @@ class JobQueue:
                 return None
             if job.state == "queued":
                 job.state, job.error = "cancelled", "cancelled before it started"
+                self.waiting.remove(job)
             elif job.state == "running":
                 job.cancel_requested = True
             return job.as_dict()
@@ -211,26 +215,22 @@ class JobQueue:
     def close(self, timeout: float = 10.0):
         """Stop the worker after the running job (queued ones are cancelled)."""
         with self.lock:
-            for j in self.jobs.values():
-                if j.state == "queued":
-                    j.state, j.error = "cancelled", "the daemon stopped"
-        while True:
-            try:
-                self.q.get_nowait()
-            except queue.Empty:
-                break
-        self.q.put(None)
+            for j in self.waiting:
+                j.state, j.error = "cancelled", "the daemon stopped"
+            self.waiting.clear()
+            self.closing = True
+            self.wake.notify_all()
         self.thread.join(timeout)
 
     # -- the worker
     def _work(self):
         while True:
-            job = self.q.get()
-            if job is None:
-                return
             with self.lock:
-                if job.state != "queued":  # cancelled while waiting
-                    continue
+                while not self.waiting and not self.closing:
+                    self.wake.wait()
+                if self.closing:
+                    return
+                job = self.waiting.popleft()
                 job.state, job.stage = "running", "starting"
             try:
                 self._run(job)

@@ -352,6 +352,20 @@ def test_cancel_a_queued_job(make_app, game):
     assert not (game / "img/faces/Never.png").exists()
 
 
+def test_a_cancelled_queued_job_frees_its_place(make_app):
+    gate, started = threading.Event(), threading.Event()
+    c = make_app(queue_size=1, runner=gated_runner(gate, started)).test_client()
+    try:
+        assert post(c, {"seed": 1, "steps": 2}).status_code == 202 and started.wait(10)
+        queued = post(c, {"seed": 2, "steps": 2}).json["job"]
+        assert post(c, {"seed": 3, "steps": 2}).status_code == 429
+        assert c.delete(f"/api/jobs/{queued}", base_url=BASE, headers=AUTH).status_code == 200
+        assert post(c, {"seed": 3, "steps": 2}).status_code == 202
+        assert post(c, {"seed": 2, "steps": 2}).status_code == 429  # full again, not a name clash
+    finally:
+        gate.set()
+
+
 def test_cancel_a_running_job(make_app, game):
     gate, started = threading.Event(), threading.Event()
     c = make_app(runner=gated_runner(gate, started)).test_client()
@@ -410,6 +424,39 @@ def test_a_file_appearing_while_the_job_runs_fails_the_job_without_overwriting(m
 
 
 # --------------------------------------------------------------------------- the real server
+
+def test_serve_refuses_a_folder_that_is_not_a_game(tmp_path, pack_dir):
+    from click.testing import CliRunner
+
+    from rmmv_gan.cli import main
+
+    r = CliRunner().invoke(main, ["serve", "--project", str(tmp_path), "--pack", str(pack_dir)])
+    assert r.exit_code == 1 and "not an RPG Maker MV or MZ project" in r.output and "Traceback" not in r.output
+
+
+def test_serve_warns_when_listening_beyond_loopback(game, pack_dir, monkeypatch):
+    from click.testing import CliRunner
+
+    import rmmv_gan.server as server_module
+    from rmmv_gan.cli import main
+
+    class FakeServer:
+        def run(self):
+            pass
+
+    def fake_make_server(app):
+        server_module.set_port(app, 8765)
+        return FakeServer()
+
+    monkeypatch.setattr(server_module, "make_server", fake_make_server)
+    r = CliRunner().invoke(main, ["serve", "--project", str(game), "--pack", str(pack_dir), "--host", "0.0.0.0",
+                                  "--token", TOKEN])
+    assert r.exit_code == 0, r.output
+    assert "Warning: --host 0.0.0.0 is not loopback" in r.output
+    r = CliRunner().invoke(main, ["serve", "--project", str(game), "--pack", str(pack_dir), "--token", TOKEN])
+    assert r.exit_code == 0 and "Warning" not in r.output
+
+
 
 def test_waitress_serves_concurrent_clients_without_clashes(game, opened):
     import http.client as hc

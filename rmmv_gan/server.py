@@ -157,6 +157,7 @@ class JobQueue:
         self.wake = threading.Condition(self.lock)
         self.waiting: deque[Job] = deque()  # queued jobs, oldest first; a cancelled one leaves at once
         self.closing = False
+        self.durations: deque[float] = deque(maxlen=20)  # seconds, recent successful jobs
         self.jobs: dict[str, Job] = {}
         self.thread = threading.Thread(target=self._work, name="rmmv-gan-worker", daemon=True)
         self.thread.start()
@@ -203,9 +204,9 @@ class JobQueue:
             if job.state == "queued":
                 job.state, job.error = "cancelled", "cancelled before it started"
                 self.waiting.remove(job)
-            elif job.state == "running":
+            elif job.state == "running" and job.stage != "writing":  # writing: too late to stop
                 job.cancel_requested = True
-            return job.as_dict()
+            return job.as_dict() | {"cancelling": job.cancel_requested}
 
     def _prune(self):
         finished = [j for j in self.jobs.values() if j.state not in self.ACTIVE]
@@ -240,6 +241,7 @@ class JobQueue:
                     job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
 
     def _run(self, job: Job):
+        started = time.time()
         def progress(stage, fraction):
             with self.lock:
                 job.stage, job.progress = stage, max(job.progress, float(fraction))
@@ -249,8 +251,10 @@ class JobQueue:
 
         try:
             character = self.runner(self.opened, job.request, progress, cancel)
-            if job.cancel_requested:
-                raise Cancelled("cancelled before writing")
+            with self.lock:
+                if job.cancel_requested:
+                    raise Cancelled("cancelled before writing")
+                job.stage = "writing"
         except Cancelled as exc:
             with self.lock:
                 job.state, job.error = "cancelled", str(exc)
@@ -270,6 +274,13 @@ class JobQueue:
             job.result = {"character": paths["character"].stem, "faces": paths["faces"].stem, "files": files,
                           "seed": character.request.seed}
             job.state, job.stage, job.progress = "done", "done", 1.0
+            self.durations.append(time.time() - started)
+
+    def retry_after(self) -> int:
+        """Seconds until a place in the queue is likely free: the mean of recent jobs."""
+        with self.lock:
+            mean = sum(self.durations) / len(self.durations) if self.durations else 5.0
+        return max(1, min(600, round(mean)))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -351,7 +362,7 @@ def submit():
     except NameTaken as exc:
         return error(409, str(exc))
     except QueueFull as exc:
-        return error(429, str(exc), Retry_After=str(st["retry_after"]))
+        return error(429, str(exc), Retry_After=str(st["jobs"].retry_after()))
     resp = jsonify(job=job.id, name=req.name, seed=req.seed)
     resp.status_code = 202
     resp.headers["Location"] = f"/api/jobs/{job.id}"
@@ -395,6 +406,8 @@ def job_cancel(job_id):
         return error(404, f"job: no job {job_id!r}")
     if snap["state"] in ("done", "failed"):
         return error(409, f"job: already {snap['state']}")
+    if snap.pop("cancelling") is False and snap["state"] == "running":
+        return error(409, "job: already writing its files")
     return jsonify(snap), 202 if snap["state"] == "running" else 200
 
 
@@ -448,7 +461,7 @@ def create_app(config: ServerConfig | dict, opened_pack=None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False
     state = {"config": cfg, "folder": folder, "opened": opened_pack, "device": str(cfg.device), "token": token,
-             "jobs": JobQueue(opened_pack, folder, cfg.queue_size, cfg.runner), "retry_after": 5}
+             "jobs": JobQueue(opened_pack, folder, cfg.queue_size, cfg.runner)}
     app.extensions["rmmv_gan"] = state
     set_port(app, cfg.port)
     for bp in (api, pages, images):

@@ -381,6 +381,27 @@ def test_cancel_a_running_job(make_app, game):
     assert wait(c, post(c, {"seed": 1, "steps": 2, "name": "Gone"}).json["job"])["state"] == "done"
 
 
+def test_a_job_writing_its_files_can_no_longer_be_cancelled(make_app, game, monkeypatch):
+    import rmmv_gan.server as server_module
+
+    writing, gate = threading.Event(), threading.Event()
+    real_save = server_module.save_character
+
+    def slow_save(*args, **kw):
+        writing.set()
+        assert gate.wait(30)
+        return real_save(*args, **kw)
+
+    monkeypatch.setattr(server_module, "save_character", slow_save)
+    c = make_app().test_client()
+    job = post(c, {"seed": 1, "steps": 2, "name": "Late"}).json["job"]
+    assert writing.wait(30)
+    r = c.delete(f"/api/jobs/{job}", base_url=BASE, headers=AUTH)
+    assert r.status_code == 409 and r.json["error"].startswith("job:")
+    gate.set()
+    assert wait(c, job)["state"] == "done" and (game / "img/faces/Late.png").is_file()
+
+
 def test_cancel_unknown_or_finished_job(client):
     assert client.delete("/api/jobs/nope", base_url=BASE, headers=AUTH).status_code == 404
     assert get(client, "/api/jobs/nope").status_code == 404

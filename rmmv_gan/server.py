@@ -41,6 +41,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 FIELDS = {"archetype": (str,), "psi": (int, float), "seed": (int,), "name": (str,), "steps": (int,),
           "emotions": (list,)}
 MAX_BODY = 64 * 1024
+KEEP_PROBE_IMAGES = 10  # probe grids kept in memory
 KEEP_FINISHED = 500  # finished job records kept for GET /api/jobs/ID
 
 
@@ -123,9 +124,11 @@ class NameTaken(Exception):
 
 
 class Job:
-    def __init__(self, request: CharacterRequest):
+    def __init__(self, request, kind: str = "character"):
         self.id = uuid.uuid4().hex
+        self.kind = kind  # "character" (a CharacterRequest) or "probe" (a ProbeRequest)
         self.request = request
+        self.image = None  # a probe's PNG, kept in memory
         self.state = "queued"
         self.stage = None
         self.progress = 0.0
@@ -136,10 +139,61 @@ class Job:
 
     def as_dict(self) -> dict:
         r = self.request
-        return {"id": self.id, "state": self.state, "stage": self.stage, "progress": round(self.progress, 4),
-                "result": self.result, "error": self.error,
-                "request": {"archetype": r.archetype, "psi": r.psi, "seed": r.seed, "name": r.name,
-                            "steps": r.steps, "emotions": r.emotions}}
+        req = vars(r).copy() if self.kind == "probe" else {
+            "archetype": r.archetype, "psi": r.psi, "seed": r.seed, "name": r.name, "steps": r.steps,
+            "emotions": r.emotions}
+        return {"id": self.id, "kind": self.kind, "state": self.state, "stage": self.stage,
+                "progress": round(self.progress, 4), "result": self.result, "error": self.error, "request": req}
+
+
+@dataclass
+class ProbeRequest:
+    """The layer probe (rmmv_gan.probe): seeds A and B of one model, one row per layer."""
+
+    model: str
+    seeds: list
+    psi: float
+    layers: list
+
+
+def parse_probe_body(body, opened) -> ProbeRequest:
+    if not isinstance(body, dict):
+        raise RequestError("body: must be a JSON object")
+    for key in body:
+        if key not in ("model", "seeds", "psi", "layers"):
+            raise RequestError(f"{key}: unknown field (known: model, seeds, psi, layers)")
+    model = body.get("model", "face")
+    if model not in ("sprite", "face"):
+        raise RequestError(f"model: must be 'sprite' or 'face', not {model!r}")
+    num_ws = getattr(opened, model).num_ws
+    seeds = body.get("seeds", [1, 2])
+    if (not isinstance(seeds, list) or len(seeds) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 2**32 - 1 for x in seeds)):
+        raise RequestError("seeds: must be two whole numbers in [0, 4294967295]")
+    psi = body.get("psi", 0.7)
+    if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not -2 <= psi <= 2:  # NaN fails too
+        raise RequestError(f"psi: must be a number in [-2, 2], not {psi!r}")
+    layers = body.get("layers", list(range(num_ws)))
+    if (not isinstance(layers, list) or not 1 <= len(layers) <= num_ws
+            or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < num_ws for i in layers)):
+        raise RequestError(f"layers: must be a list of 1 to {num_ws} layer numbers in [0, {num_ws - 1}]")
+    return ProbeRequest(model, seeds, float(psi), layers)
+
+
+def run_probe(opened, req: ProbeRequest) -> bytes:
+    """The probe grid as PNG bytes (nothing is written to disk)."""
+    import io
+
+    from PIL import Image
+
+    from .latent import map_seed
+    from .probe import probe_grid
+
+    G = getattr(opened, req.model)
+    w_a, w_b = (map_seed(G, s, psi=req.psi) for s in req.seeds)
+    buf = io.BytesIO()
+    Image.fromarray(probe_grid(G, w_a, w_b, req.layers)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 class JobQueue:
@@ -177,19 +231,21 @@ class JobQueue:
             return sum(j.state in self.ACTIVE for j in self.jobs.values())
 
     # -- changes
-    def submit(self, req: CharacterRequest) -> Job:
+    def submit(self, req, kind: str = "character") -> Job:
         """Queue a resolved request; NameTaken if its files exist or an active job has its name,
         QueueFull if the queue is full."""
-        key = req.name.lower()
         with self.lock:
-            if any(j.request.name.lower() == key for j in self.jobs.values() if j.state in self.ACTIVE):
-                raise NameTaken(f"name: a queued or running job already makes {req.name!r}")
-            for path in character_files(self.folder, req.name).values():
-                if path.parent.is_dir() and _exists_nocase(path.parent, path.name):
-                    raise NameTaken(f"name: {req.name!r} is taken ({path.parent.name}/{path.name} exists)")
+            if kind == "character":
+                key = req.name.lower()
+                if any(j.kind == "character" and j.request.name.lower() == key
+                       for j in self.jobs.values() if j.state in self.ACTIVE):
+                    raise NameTaken(f"name: a queued or running job already makes {req.name!r}")
+                for path in character_files(self.folder, req.name).values():
+                    if path.parent.is_dir() and _exists_nocase(path.parent, path.name):
+                        raise NameTaken(f"name: {req.name!r} is taken ({path.parent.name}/{path.name} exists)")
             if len(self.waiting) >= self.maxsize:
                 raise QueueFull(f"the queue is full ({self.maxsize} jobs waiting); try again later")
-            job = Job(req)
+            job = Job(req, kind)
             self.waiting.append(job)
             self.jobs[job.id] = job
             self.wake.notify()
@@ -248,6 +304,21 @@ class JobQueue:
 
         def cancel():
             return job.cancel_requested
+
+        if job.kind == "probe":
+            progress("probe", 0.0)
+            image = run_probe(self.opened, job.request)
+            with self.lock:
+                if job.cancel_requested:
+                    job.state, job.error = "cancelled", "cancelled"
+                    return
+                kept = sorted((j for j in self.jobs.values() if j.image is not None), key=lambda j: j.created)
+                for other in kept[: max(0, len(kept) - KEEP_PROBE_IMAGES + 1)]:  # memory: the latest few only
+                    other.image, other.result = None, {"image": None}
+                job.image = image
+                job.result = {"image": f"/api/jobs/{job.id}/image"}
+                job.state, job.stage, job.progress = "done", "done", 1.0
+            return
 
         try:
             character = self.runner(self.opened, job.request, progress, cancel)
@@ -339,6 +410,7 @@ def pack_info():
         name=p.name, description=p.description,
         archetypes=[{"name": a.name, "psi": a.psi} for a in p.archetypes.values()],
         emotions=[{"name": e.name, "faceIndex": i} for i, e in enumerate(p.emotions)],
+        layers={"sprite": _state()["opened"].sprite.num_ws, "face": _state()["opened"].face.num_ws},
         defaults={"archetype": p.default_archetype, "psi": default.psi, "steps": p.projection_steps,
                   "emotions": [e.name for e in p.emotions]},
         limits={"psi": [-2, 2], "seed": [0, 2**32 - 1], "steps": [1, 5000], "emotions": [1, 8]})
@@ -367,6 +439,37 @@ def submit():
     resp.status_code = 202
     resp.headers["Location"] = f"/api/jobs/{job.id}"
     return resp
+
+
+@api.post("/probe")
+def submit_probe():
+    st = _state()
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        body = None
+    if body is None:
+        return error(400, "body: must be a JSON object sent as application/json")
+    try:
+        req = parse_probe_body(body, st["opened"])
+    except RequestError as exc:
+        return error(400, str(exc))
+    try:
+        job = st["jobs"].submit(req, kind="probe")
+    except QueueFull as exc:
+        return error(429, str(exc), Retry_After=str(st["jobs"].retry_after()))
+    resp = jsonify(job=job.id)
+    resp.status_code = 202
+    resp.headers["Location"] = f"/api/jobs/{job.id}"
+    return resp
+
+
+@api.get("/jobs/<job_id>/image")
+def job_image(job_id):
+    job = _state()["jobs"].get(job_id)
+    if job is None or job.image is None:
+        return error(404, f"job: no probe image for {job_id!r}")
+    return current_app.response_class(job.image, mimetype="image/png")
 
 
 @api.get("/characters")
@@ -413,7 +516,16 @@ def job_cancel(job_id):
 
 @pages.get("/")
 def index():
-    resp = send_from_directory(TEMPLATES, "index.html", max_age=0)
+    return _page("index.html")
+
+
+@pages.get("/probe")
+def probe_page():
+    return _page("probe.html")
+
+
+def _page(filename):
+    resp = send_from_directory(TEMPLATES, filename, max_age=0)
     resp.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' blob: data:; "
                                                "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'")
     return resp
@@ -477,7 +589,7 @@ def create_app(config: ServerConfig | dict, opened_pack=None) -> Flask:
             return error(403, "origin: not allowed")
         if request.method == "OPTIONS":  # CORS preflight: no token (browsers send none)
             return app.response_class(status=204)
-        if request.endpoint in ("api.health", "pages.index"):
+        if request.endpoint in ("api.health", "pages.index", "pages.probe_page"):
             return None
         auth = request.headers.get("Authorization", "")
         scheme, _, given = auth.partition(" ")

@@ -444,6 +444,34 @@ def test_a_file_appearing_while_the_job_runs_fails_the_job_without_overwriting(m
     assert not (game / "img/characters/$Dup.png").exists()
 
 
+# --------------------------------------------------------------------------- layer probe
+
+def test_probe_job_gives_a_grid_image_and_writes_nothing(client, game):
+    assert client.get("/probe", base_url=BASE).status_code == 200
+    r = client.post("/api/probe", json={"model": "face", "seeds": [1, 2], "psi": 0.7, "layers": [0, 6]},
+                    base_url=BASE, headers=AUTH)
+    assert r.status_code == 202
+    job = wait(client, r.json["job"])
+    assert job["state"] == "done" and job["kind"] == "probe"
+    img = get(client, job["result"]["image"])
+    assert img.status_code == 200 and img.mimetype == "image/png"
+    from io import BytesIO
+    with Image.open(BytesIO(img.data)) as im:
+        assert im.height > 2 * 96  # two rows of enlarged cells
+    assert img_files(game) == [] and not (game / "rmmv_gan/characters").exists()
+    assert client.get(job["result"]["image"], base_url=BASE).status_code == 401
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"model": "dragon"}, "model"), ({"seeds": [1]}, "seeds"), ({"seeds": [1, -1]}, "seeds"),
+    ({"seeds": [1, True]}, "seeds"), ({"psi": 3}, "psi"), ({"layers": [99]}, "layers"), ({"layers": []}, "layers"),
+    ({"layers": "0-3"}, "layers"), ({"extra": 1}, "extra"),
+])
+def test_probe_bad_fields_are_refused(client, body, field):
+    r = client.post("/api/probe", json=body, base_url=BASE, headers=AUTH)
+    assert r.status_code == 400 and r.json["error"].startswith(f"{field}:")
+
+
 # --------------------------------------------------------------------------- the real server
 
 def test_serve_refuses_a_folder_that_is_not_a_game(tmp_path, pack_dir):

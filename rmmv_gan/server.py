@@ -270,11 +270,14 @@ class JobQueue:
             del self.jobs[j.id]
 
     def close(self, timeout: float = 10.0):
-        """Stop the worker after the running job (queued ones are cancelled)."""
+        """Stop the worker: queued jobs are cancelled, the running one is asked to stop."""
         with self.lock:
             for j in self.waiting:
                 j.state, j.error = "cancelled", "the daemon stopped"
             self.waiting.clear()
+            for j in self.jobs.values():  # the running one stops at its next step, unless writing
+                if j.state == "running" and j.stage != "writing":
+                    j.cancel_requested = True
             self.closing = True
             self.wake.notify_all()
         self.thread.join(timeout)

@@ -1,0 +1,39 @@
+"""The embedded default pack: it ships with the package, loads, and its manifest validates."""
+
+import subprocess
+import sys
+
+import pytest
+
+from rmmv_gan.cli import DEFAULT_PACK
+from rmmv_gan.packs import open_pack
+from rmmv_gan import procedural
+
+
+@pytest.fixture(scope="module")
+def opened():
+    return open_pack(DEFAULT_PACK)
+
+
+def test_the_default_pack_opens_and_validates(opened):
+    assert opened.sprite.img_shape == (procedural.SHEET_H, procedural.SHEET_W)
+    assert opened.face.img_shape == (procedural.PORTRAIT_SIZE, procedural.PORTRAIT_SIZE)
+
+
+def test_it_has_four_archetypes_and_eight_emotions(opened):
+    assert {"heroine", "villain"} <= set(opened.pack.archetypes) and len(opened.pack.archetypes) >= 4
+    assert [e.name for e in opened.pack.emotions] == list(procedural.EXPRESSIONS)
+
+
+def test_the_models_fit_the_size_budget():
+    size = sum((DEFAULT_PACK / f).stat().st_size for f in ("sprite.safetensors", "face.safetensors"))
+    assert size <= 25 * 1024 * 1024
+
+
+def test_the_installed_package_carries_the_pack(tmp_path):
+    """Run from another folder, so the import finds the installed package, not this checkout."""
+    code = ("from rmmv_gan.cli import DEFAULT_PACK; from rmmv_gan.packs import load_pack; "
+            "p = load_pack(DEFAULT_PACK); print(p.name, len(p.emotions))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["default", "8"]

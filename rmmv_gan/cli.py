@@ -300,6 +300,19 @@ def probe(network, seeds, psi, class_idx, layers, out, device):
 DEFAULT_PACK = Path(__file__).resolve().parent / "packs" / "default"
 
 
+def _open_pack(pack_dir, device):
+    """The pack given with --pack, or the embedded default; a bad one is a one-line error."""
+    from .packs import PackError, open_pack
+
+    pack_dir = pack_dir or DEFAULT_PACK
+    if not (pack_dir / "pack.json").is_file() and pack_dir == DEFAULT_PACK:
+        raise UserError("the embedded default pack is not built yet; give --pack DIR (see docs/packs.md)")
+    try:
+        return open_pack(pack_dir, _device(device))
+    except PackError as exc:
+        raise UserError(f"--pack {pack_dir}: {exc}") from None
+
+
 def _number(text, what, kind):
     if text is None:
         return None
@@ -335,7 +348,6 @@ def export(project, out_dir, pack_dir, archetype, psi, seed, count, name, steps,
 
     from .game import (AssetExistsError, AssetNameError, GameFolder, GameFolderError, OutputFolder,
                        character_files, write_character, write_faces)
-    from .packs import PackError, open_pack
     from .pipeline import CharacterRequest, RequestError, make_characters
     from .sheets import eight_character_sheet, face_sheet
 
@@ -353,13 +365,7 @@ def export(project, out_dir, pack_dir, archetype, psi, seed, count, name, steps,
     if not 1 <= n <= 100:
         raise UserError(f"--count {n}: give 1 to 100")
     psi_v, seed_v, steps_v = _number(psi, "--psi", float), _number(seed, "--seed", int), _number(steps, "--steps", int)
-    pack_dir = pack_dir or DEFAULT_PACK
-    if not (pack_dir / "pack.json").is_file() and pack_dir == DEFAULT_PACK:
-        raise UserError("the embedded default pack is not built yet; give --pack DIR (see docs/packs.md)")
-    try:
-        opened = open_pack(pack_dir, _device(device))
-    except PackError as exc:
-        raise UserError(f"--pack {pack_dir}: {exc}") from None
+    opened = _open_pack(pack_dir, device)
     emotion_list = [e.strip() for e in emotions.split(",")] if emotions else None
     rng = np.random.default_rng()
     requests = []
@@ -555,20 +561,13 @@ def preset_add(pack_dir, name, model, seed, image, w_file, psi, steps, device):
 def serve(project, pack_dir, host, port, device, token, queue_size, origins):
     """Run the local daemon the plugin and the web page talk to (docs/api.md)."""
     from .game import GameFolder, GameFolderError
-    from .packs import PackError, open_pack
     from .server import ServerConfig, create_app, is_loopback, make_server
 
     try:
         GameFolder(project)
     except GameFolderError as exc:
         raise UserError(str(exc)) from None
-    pack_dir = pack_dir or DEFAULT_PACK
-    if not (pack_dir / "pack.json").is_file() and pack_dir == DEFAULT_PACK:
-        raise UserError("the embedded default pack is not built yet; give --pack DIR (see docs/packs.md)")
-    try:
-        opened = open_pack(pack_dir, _device(device))
-    except PackError as exc:
-        raise UserError(f"--pack {pack_dir}: {exc}") from None
+    opened = _open_pack(pack_dir, device)
     if not is_loopback(host):
         click.echo(f"Warning: --host {host} is not loopback; anyone who can reach this machine and "
                    f"knows the token can generate characters into {project}", err=True)

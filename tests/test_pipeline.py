@@ -10,41 +10,8 @@ from PIL import Image
 
 from rmmv_gan.cli import main
 from rmmv_gan.latent import mix
-from rmmv_gan.packs import add_preset, init_pack, open_pack
 from rmmv_gan.pipeline import CharacterRequest, Cancelled, RequestError, make_character, make_characters
 
-from conftest import golden_dir
-
-
-@pytest.fixture(scope="module")
-def pack_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("p") / "pack"
-    init_pack(root, golden_dir() / "sg3t_32.pkl", golden_dir() / "sg3t_32.pkl")
-    add_preset(root, "sprite", "hero", seed=11)
-    add_preset(root, "face", "hero", seed=12)
-    add_preset(root, "face", "smile", seed=13)
-    manifest = json.loads((root / "pack.json").read_text())
-    manifest["archetypes"]["hero"] = {"psi": 0.6, "sprite": {"preset": "hero", "layers": [8, 9]},
-                                      "face": {"preset": "hero", "layers": [0, 2]}}
-    manifest["emotions"] = [{"name": "neutral"}, {"name": "happy", "preset": "smile", "layers": [6]}]
-    manifest["projection"]["steps"] = 4
-    (root / "pack.json").write_text(json.dumps(manifest))
-    return root
-
-
-@pytest.fixture(scope="module")
-def opened(pack_dir):
-    return open_pack(pack_dir)
-
-
-@pytest.fixture
-def game(tmp_path):
-    root = tmp_path / "game"
-    (root / "js").mkdir(parents=True)
-    (root / "js" / "rpg_core.js").write_text("// MV")
-    (root / "img" / "characters").mkdir(parents=True)
-    (root / "img" / "faces").mkdir(parents=True)
-    return root
 
 
 def test_character_has_mv_sized_sheets_and_metadata(opened):

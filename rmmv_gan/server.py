@@ -136,6 +136,7 @@ class Job:
         self.error = None
         self.cancel_requested = False
         self.created = time.time()
+        self.timings = None  # seconds per stage once done: the pipeline's, writing, total (queue wait excluded)
 
     def as_dict(self) -> dict:
         r = self.request
@@ -143,7 +144,8 @@ class Job:
             "archetype": r.archetype, "psi": r.psi, "seed": r.seed, "name": r.name, "steps": r.steps,
             "emotions": r.emotions}
         return {"id": self.id, "kind": self.kind, "state": self.state, "stage": self.stage,
-                "progress": round(self.progress, 4), "result": self.result, "error": self.error, "request": req}
+                "progress": round(self.progress, 4), "result": self.result, "error": self.error, "request": req,
+                "timings": self.timings}
 
 
 @dataclass
@@ -300,7 +302,7 @@ class JobQueue:
                     job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
 
     def _run(self, job: Job):
-        started = time.time()
+        started = time.perf_counter()
         def progress(stage, fraction):
             with self.lock:
                 job.stage, job.progress = stage, max(job.progress, float(fraction))
@@ -337,6 +339,7 @@ class JobQueue:
             with self.lock:
                 job.state, job.error = "failed", str(exc)
             return
+        writing = time.perf_counter()
         try:
             paths = save_character(self.folder, character, overwrite=False)
         except (AssetExistsError, AssetNameError, OSError) as exc:
@@ -348,7 +351,10 @@ class JobQueue:
             job.result = {"character": paths["character"].stem, "faces": paths["faces"].stem, "files": files,
                           "seed": character.request.seed}
             job.state, job.stage, job.progress = "done", "done", 1.0
-            self.durations.append(time.time() - started)
+            done = time.perf_counter()
+            job.timings = character.metadata["timings"] | {"writing": round(done - writing, 4),
+                                                            "total": round(done - started, 4)}
+            self.durations.append(done - started)
 
     def retry_after(self) -> int:
         """Seconds until a place in the queue is likely free: the mean of recent jobs."""

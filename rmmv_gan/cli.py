@@ -591,5 +591,23 @@ def serve(project, pack_dir, host, port, device, token, queue_size, origins):
         st["jobs"].close()
 
 
+@main.command("install-plugin")
+@click.argument("game", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--url", default=None, help="Daemon URL for the plugin (default: GAME/rmmv_gan/server.json's, else kept).")
+@click.option("--token", default=None, help="Token for the plugin (default: GAME/rmmv_gan/server.json's, else kept).")
+def install_plugin_cmd(game, url, token):
+    """Copy the RPG Maker plugin into GAME/js/plugins/ and switch it on in js/plugins.js (docs/plugin.md)."""
+    from .game import GameFolderError
+    from .plugin_install import PluginInstallError, install_plugin
+
+    try:
+        written = install_plugin(game, url=url, token=token)
+    except (GameFolderError, PluginInstallError) as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"{game}: cannot write ({exc})") from None
+    click.echo(f"installed {written['plugin']} and switched it on in {written['plugins.js']}")
+
+
 if __name__ == "__main__":
     main()

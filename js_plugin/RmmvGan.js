@@ -1,0 +1,1192 @@
+//=============================================================================
+// RmmvGan.js - new NPCs from StyleGAN models, made by rmmv-gan
+//=============================================================================
+/*:
+ * @target MZ
+ * @plugindesc Generate new characters (walk sheet and eight faces) with rmmv-gan, from the menu or an event.
+ * @author rmmv-gan
+ *
+ * @help RmmvGan.js (RPG Maker MV and MZ)
+ *
+ * Asks rmmv-gan for a new character and puts it into the game at once:
+ * img/characters/$NAME.png (a one-character walk sheet) and img/faces/NAME.png
+ * (eight faces, faceIndex 0-7). Start the daemon first, in a terminal:
+ *
+ *     rmmv-gan serve --project "path/to/YourGame"
+ *
+ * In test play the plugin reads the daemon's URL and token from
+ * rmmv_gan/server.json (written by the daemon), so nothing needs to be set.
+ * With transport "files" it drops request files instead, for
+ * `rmmv-gan watch "path/to/YourGame"` (or `serve --watch`) to answer.
+ *
+ * Plugin command (MV), every argument optional, "-" for the default:
+ *   RmmvGan generate [archetype] [psi] [name] [event=this|N] [seed=N]
+ *   RmmvGan preview NAME        show a saved character
+ *   RmmvGan open                open the Generate NPC scene
+ * Arguments can also be given as key=value in any order:
+ *   RmmvGan generate archetype=villain psi=0.6 name=Moss event=3
+ *
+ * MZ: the plugin commands "Generate a character", "Preview a character" and
+ * "Open the Generate NPC scene" take the same arguments.
+ *
+ * "generate" makes the event wait (the map keeps running) until the
+ * character is ready, then gives the event (this one, or event N) the new
+ * walk sheet, and stores the new names in the variables chosen below:
+ * the character name ("$NAME") and the face name ("NAME"). A Show Text whose
+ * face is the placeholder face (RmmvGan_New, any faceIndex) shows the new
+ * face instead. When anything fails, the player sees a message saying why.
+ *
+ * Main menu: "Generate NPC" (test play only, by default) opens a scene with
+ * the pack's archetypes, psi, seed, a Generate button, a progress gauge, the
+ * new walk sheet animated in four directions and the eight faces.
+ *
+ * More: docs/plugin.md in rmmv-gan.
+ *
+ * @param serverUrl
+ * @text Daemon URL
+ * @desc URL of rmmv-gan serve. In test play rmmv_gan/server.json, written by the daemon, wins.
+ * @type string
+ * @default http://127.0.0.1:8765
+ *
+ * @param token
+ * @text Token
+ * @desc The daemon's token. Empty in test play: read from rmmv_gan/server.json. Needed only for a browser-served game.
+ * @type string
+ * @default
+ *
+ * @param transport
+ * @text Transport
+ * @desc http: ask the daemon. files: drop request files for rmmv-gan watch (test play only).
+ * @type select
+ * @option http
+ * @option files
+ * @default http
+ *
+ * @param defaultArchetype
+ * @text Default archetype
+ * @desc Archetype when a command gives none. Empty: the pack's default.
+ * @type string
+ * @default
+ *
+ * @param defaultPsi
+ * @text Default psi
+ * @desc Truncation psi (-2 to 2) when a command gives none. Empty: the archetype's.
+ * @type string
+ * @default
+ *
+ * @param steps
+ * @text Projection steps
+ * @desc Projection steps for the faces (1-5000). 0: the pack's. Fewer is faster and less faithful.
+ * @type number
+ * @min 0
+ * @max 5000
+ * @default 0
+ *
+ * @param timeout
+ * @text Timeout (seconds)
+ * @desc How long a request may take before the plugin gives up and says so.
+ * @type number
+ * @min 5
+ * @max 3600
+ * @default 300
+ *
+ * @param characterVariable
+ * @text Character name variable
+ * @desc Receives the new walk sheet's name ($NAME). 0: none.
+ * @type variable
+ * @default 0
+ *
+ * @param facesVariable
+ * @text Face name variable
+ * @desc Receives the new face sheet's name (NAME). 0: none.
+ * @type variable
+ * @default 0
+ *
+ * @param placeholderFace
+ * @text Placeholder face
+ * @desc A Show Text with this face shows the latest generated face instead (same faceIndex).
+ * @type string
+ * @default RmmvGan_New
+ *
+ * @param menuCommand
+ * @text Menu command
+ * @desc Name of the main menu command that opens the Generate NPC scene. Empty: no command.
+ * @type string
+ * @default Generate NPC
+ *
+ * @param menuTestPlayOnly
+ * @text Menu in test play only
+ * @desc Show the menu command only in test play (the daemon runs on the developer's machine).
+ * @type boolean
+ * @on Test play only
+ * @off Always
+ * @default true
+ *
+ * @command generate
+ * @text Generate a character
+ * @desc Make a new character, give it to an event, and store its names in the variables.
+ *
+ * @arg archetype
+ * @text Archetype
+ * @desc Empty: the default archetype.
+ * @type string
+ * @default
+ *
+ * @arg psi
+ * @text Psi
+ * @desc Truncation psi, -2 to 2. Empty: the default.
+ * @type string
+ * @default
+ *
+ * @arg name
+ * @text Name
+ * @desc File name of the new character. Empty: ARCHETYPE_SEED.
+ * @type string
+ * @default
+ *
+ * @arg seed
+ * @text Seed
+ * @desc A whole number for a repeatable character. Empty: random.
+ * @type string
+ * @default
+ *
+ * @arg event
+ * @text Event
+ * @desc "this" for the running event, or an event ID on this map, gets the new walk sheet.
+ * @type string
+ * @default this
+ *
+ * @command preview
+ * @text Preview a character
+ * @desc Open the Generate NPC scene showing a saved character.
+ *
+ * @arg name
+ * @text Name
+ * @desc The character's name (with or without the leading $).
+ * @type string
+ * @default
+ *
+ * @command open
+ * @text Open the Generate NPC scene
+ * @desc Open the scene where archetype, psi and seed are chosen.
+ */
+
+// Plain ES5 on purpose: MV's NW.js is old, and no build step stands between this file and the game.
+var RmmvGan = (function() {
+    'use strict';
+
+    var PLUGIN = 'RmmvGan';
+    var ENGINE = (typeof Utils !== 'undefined' && Utils.RPGMAKER_NAME === 'MZ') ? 'MZ' : 'MV';
+    var IS_MZ = ENGINE === 'MZ';
+    var POLL_MS = 400;
+    var REQUEST_TIMEOUT_MS = 15000;
+    var WAIT_MODE = 'rmmvGan';
+
+    // ------------------------------------------------------------------ parameters
+
+    function numberOr(value, fallback) {
+        if (value === undefined || value === null || String(value).trim() === '') return fallback;
+        var n = Number(value);
+        return isFinite(n) ? n : fallback;
+    }
+
+    function parseParameters(raw) {
+        raw = raw || {};
+        function text(key, fallback) {
+            return raw[key] === undefined ? fallback : String(raw[key]);
+        }
+        return {
+            serverUrl: text('serverUrl', 'http://127.0.0.1:8765').trim().replace(/\/+$/, ''),
+            token: text('token', '').trim(),
+            transport: raw.transport === 'files' ? 'files' : 'http',
+            defaultArchetype: text('defaultArchetype', '').trim(),
+            defaultPsi: numberOr(raw.defaultPsi, null),
+            steps: Math.max(0, Math.floor(numberOr(raw.steps, 0))),
+            timeout: Math.max(5, numberOr(raw.timeout, 300)),
+            characterVariable: Math.max(0, Math.floor(numberOr(raw.characterVariable, 0))),
+            facesVariable: Math.max(0, Math.floor(numberOr(raw.facesVariable, 0))),
+            placeholderFace: text('placeholderFace', 'RmmvGan_New').trim(),
+            menuCommand: text('menuCommand', 'Generate NPC').trim(),
+            menuTestPlayOnly: raw.menuTestPlayOnly !== 'false'
+        };
+    }
+
+    var params = parseParameters(PluginManager.parameters(PLUGIN));
+
+    // ------------------------------------------------------------------ environment
+
+    // Test play (NW.js) has Node's modules: plain HTTP without CORS, and the game folder.
+    function hasNode() {
+        return typeof require === 'function' && typeof process === 'object' &&
+            !!(Utils.isNwjs && Utils.isNwjs());
+    }
+
+    function gameDir() {
+        if (!hasNode()) return null;
+        try {
+            return require('path').dirname(process.mainModule.filename);
+        } catch (e) {
+            return null;
+        }
+    }
+
+    function startCommand() {
+        var dir = gameDir();
+        return 'rmmv-gan serve --project "' + (dir || 'path/to/YourGame') + '"';
+    }
+
+    function readServerJson() {
+        var dir = gameDir();
+        if (!dir) return null;
+        try {
+            var data = JSON.parse(require('fs').readFileSync(require('path').join(dir, 'rmmv_gan', 'server.json'), 'utf8'));
+            return data && typeof data.url === 'string' ? data : null;
+        } catch (e) {
+            return null;
+        }
+    }
+
+    // The daemon writes server.json each time it starts, so in test play it is fresher than
+    // the parameters (a daemon started without --token makes a new token every time).
+    function daemonConfig() {
+        var found = readServerJson();
+        if (found) {
+            return {url: String(found.url).replace(/\/+$/, ''), token: String(found.token || params.token), from: 'server.json'};
+        }
+        return {url: params.serverUrl, token: params.token, from: 'parameters'};
+    }
+
+    // ------------------------------------------------------------------ errors
+
+    function makeError(kind, message) {
+        return {kind: kind, message: message};
+    }
+
+    function offlineError(cfg, detail) {
+        var text = 'The rmmv-gan daemon is not running at ' + cfg.url + ' (' + detail + '). Start it with: ' + startCommand();
+        if (!hasNode() && typeof location !== 'undefined' && location.origin) {
+            text += ' --origin ' + location.origin;
+        }
+        return makeError('offline', text);
+    }
+
+    function daemonError(status, data) {
+        var why = data && typeof data.error === 'string' ? data.error : 'HTTP ' + status;
+        if (status === 401) why += ' (the token does not match; restart the daemon or fix the Token parameter)';
+        if (status === 429) why = 'the daemon is busy: ' + why;
+        return makeError('daemon', 'rmmv-gan: ' + why);
+    }
+
+    // ------------------------------------------------------------------ HTTP
+
+    function splitUrl(url) {
+        var m = /^(https?):\/\/(\[[^\]]+\]|[^:\/\[\]]+)(?::(\d+))?(\/.*)?$/i.exec(url);
+        if (!m) return null;
+        return {
+            protocol: m[1].toLowerCase(),
+            hostname: m[2].replace(/^\[|\]$/g, ''),
+            port: m[3] ? Number(m[3]) : (m[1].toLowerCase() === 'https' ? 443 : 80),
+            path: m[4] || '/'
+        };
+    }
+
+    function parseJson(text) {
+        try {
+            return JSON.parse(text);
+        } catch (e) {
+            return null;
+        }
+    }
+
+    // callback(error, status, json); called once.
+    function httpRequest(cfg, method, path, body, callback) {
+        var called = false;
+        function finish(err, status, data) {
+            if (!called) {
+                called = true;
+                callback(err, status, data);
+            }
+        }
+        var headers = {'Accept': 'application/json'};
+        var payload = body === undefined ? null : JSON.stringify(body);
+        if (cfg.token) headers.Authorization = 'Bearer ' + cfg.token;
+        if (payload !== null) headers['Content-Type'] = 'application/json';
+        if (hasNode()) {
+            nodeRequest(cfg, method, path, headers, payload, finish);
+        } else {
+            xhrRequest(cfg, method, path, headers, payload, finish);
+        }
+    }
+
+    // Node's http sends no Origin header, so the daemon's CORS rules do not apply; the Host
+    // header is the URL's, which the daemon's Host check accepts for its loopback names.
+    function nodeRequest(cfg, method, path, headers, payload, finish) {
+        var u = splitUrl(cfg.url + path);
+        if (!u) return finish(makeError('config', 'rmmv-gan: the daemon URL "' + cfg.url + '" is not an http:// URL'));
+        var Buffer_ = require('buffer').Buffer;
+        if (payload !== null) headers['Content-Length'] = Buffer_.byteLength(payload);
+        var req;
+        try {
+            req = require(u.protocol).request({hostname: u.hostname, port: u.port, path: u.path,
+                method: method, headers: headers}, function(res) {
+                var chunks = [];
+                res.on('data', function(chunk) { chunks.push(chunk); });
+                res.on('end', function() {
+                    finish(null, res.statusCode, parseJson(Buffer_.concat(chunks).toString('utf8')));
+                });
+                res.on('error', function(e) { finish(offlineError(cfg, e.code || e.message)); });
+            });
+        } catch (e) {
+            return finish(offlineError(cfg, e.message));
+        }
+        req.on('error', function(e) { finish(offlineError(cfg, e.code || e.message)); });
+        req.setTimeout(REQUEST_TIMEOUT_MS, function() {
+            finish(offlineError(cfg, 'no answer in ' + REQUEST_TIMEOUT_MS / 1000 + ' s'));
+            req.abort();
+        });
+        req.end(payload === null ? undefined : payload);
+    }
+
+    // A browser-served game: the daemon must list this page's origin (serve --origin).
+    function xhrRequest(cfg, method, path, headers, payload, finish) {
+        var xhr = new XMLHttpRequest();
+        try {
+            xhr.open(method, cfg.url + path);
+            for (var key in headers) {
+                if (key !== 'Content-Length') xhr.setRequestHeader(key, headers[key]);
+            }
+        } catch (e) {
+            return finish(offlineError(cfg, e.message));
+        }
+        xhr.timeout = REQUEST_TIMEOUT_MS;
+        xhr.onload = function() { finish(null, xhr.status, parseJson(xhr.responseText)); };
+        xhr.onerror = function() { finish(offlineError(cfg, 'cannot connect, or this page\'s origin is not allowed')); };
+        xhr.ontimeout = function() { finish(offlineError(cfg, 'no answer in ' + REQUEST_TIMEOUT_MS / 1000 + ' s')); };
+        xhr.send(payload);
+    }
+
+    // ------------------------------------------------------------------ jobs
+
+    var jobs = {};
+    var jobCounter = 0;
+
+    function Job(body) {
+        this.key = 'j' + (++jobCounter);
+        this.body = body;
+        this.state = 'starting';
+        this.stage = 'connecting';
+        this.progress = 0;
+        this.result = null;
+        this.error = null;
+        this.finished = false;
+        this.deadline = Date.now() + params.timeout * 1000;
+        this.listeners = [];
+        this.cancelRemote = null;
+        jobs[this.key] = this;
+    }
+
+    Job.prototype.update = function(state, stage, progress) {
+        if (this.finished) return;
+        this.state = state;
+        this.stage = stage || state;
+        if (typeof progress === 'number' && progress > this.progress) this.progress = Math.min(1, progress);
+    };
+
+    Job.prototype.finish = function(error, result) {
+        if (this.finished) return;
+        this.finished = true;
+        this.error = error || null;
+        this.result = error ? null : result;
+        this.state = error ? 'failed' : 'done';
+        this.stage = this.state;
+        if (!error) {
+            this.progress = 1;
+            clearImageCache('img/characters/', result.character);
+            clearImageCache('img/faces/', result.faces);
+        }
+        var listeners = this.listeners;
+        this.listeners = [];
+        for (var i = 0; i < listeners.length; i++) listeners[i](this);
+    };
+
+    Job.prototype.onFinish = function(fn) {
+        if (this.finished) fn(this); else this.listeners.push(fn);
+    };
+
+    Job.prototype.cancel = function() {
+        if (this.finished) return;
+        if (this.cancelRemote) this.cancelRemote();
+        this.finish(makeError('cancelled', 'rmmv-gan: cancelled'));
+    };
+
+    function checkResult(result) {
+        return result && typeof result.character === 'string' && typeof result.faces === 'string';
+    }
+
+    function runHttp(job) {
+        var cfg = daemonConfig();
+        httpRequest(cfg, 'POST', '/api/characters', job.body, function(err, status, data) {
+            if (job.finished) return;
+            if (err) return job.finish(err);
+            if (status !== 202 || !data || !data.job) return job.finish(daemonError(status, data));
+            job.remoteId = data.job;
+            job.name = data.name;
+            job.update('queued', 'queued', 0);
+            job.cancelRemote = function() {
+                httpRequest(cfg, 'DELETE', '/api/jobs/' + encodeURIComponent(data.job), undefined, function() {});
+            };
+            poll();
+        });
+        function poll() {
+            if (job.finished) return;
+            if (Date.now() > job.deadline) {
+                if (job.cancelRemote) job.cancelRemote();
+                return job.finish(makeError('timeout', 'rmmv-gan: no character after ' + params.timeout +
+                    ' s (the Timeout parameter); the daemon may be busy or slow on this machine'));
+            }
+            httpRequest(cfg, 'GET', '/api/jobs/' + encodeURIComponent(job.remoteId), undefined, function(err, status, data) {
+                if (job.finished) return;
+                if (err) return job.finish(err);
+                if (status !== 200 || !data) return job.finish(daemonError(status, data));
+                job.update(data.state, data.stage, data.progress);
+                if (data.state === 'done') {
+                    return checkResult(data.result) ? job.finish(null, data.result)
+                        : job.finish(makeError('daemon', 'rmmv-gan: the daemon answered without file names'));
+                }
+                if (data.state === 'failed' || data.state === 'cancelled') {
+                    return job.finish(makeError('failed', 'rmmv-gan could not make the character: ' + (data.error || data.state)));
+                }
+                setTimeout(poll, POLL_MS);
+            });
+        }
+    }
+
+    // The watcher protocol (docs/requests.md): requests/ID.json written as ID.json.tmp and
+    // renamed, so the watcher never reads half a request; the answer is responses/ID.json.
+    function runFiles(job) {
+        if (!hasNode()) {
+            return job.finish(makeError('config', 'rmmv-gan: the "files" transport needs test play (NW.js); use "http" in a browser'));
+        }
+        var fs = require('fs');
+        var path = require('path');
+        var root = path.join(gameDir(), 'rmmv_gan');
+        var id = 'rg' + Date.now().toString(36) + '-' + Math.floor(Math.random() * 0x7fffffff).toString(36);
+        var requestFile = path.join(root, 'requests', id + '.json');
+        var processingFile = path.join(root, 'processing', id + '.json');
+        var responseFile = path.join(root, 'responses', id + '.json');
+        try {
+            mkdirs(path.join(root, 'requests'));
+            fs.writeFileSync(requestFile + '.tmp', JSON.stringify(job.body));
+            fs.renameSync(requestFile + '.tmp', requestFile);
+        } catch (e) {
+            return job.finish(makeError('files', 'rmmv-gan: cannot write the request file (' + e.message + ')'));
+        }
+        job.remoteId = id;
+        job.update('queued', 'waiting for the watcher', 0);
+        // Taking back a request nobody claimed yet: the watcher claims by renaming, so a
+        // removed file is never half-run.
+        job.cancelRemote = function() {
+            try { fs.unlinkSync(requestFile); } catch (e) { /* claimed meanwhile */ }
+        };
+        function poll() {
+            if (job.finished) return;
+            var text = null;
+            try {
+                text = fs.readFileSync(responseFile, 'utf8');
+            } catch (e) { /* not answered yet */ }
+            var answer = text === null ? null : parseJson(text);
+            if (answer) {
+                if (answer.state === 'done' && checkResult(answer.result)) return job.finish(null, answer.result);
+                return job.finish(makeError('failed', 'rmmv-gan could not make the character: ' + (answer.error || answer.state)));
+            }
+            var unclaimed = fs.existsSync(requestFile);
+            if (!unclaimed && fs.existsSync(processingFile)) job.update('running', 'running', 0.5);
+            if (Date.now() > job.deadline) {
+                job.cancelRemote();
+                return job.finish(makeError('timeout', unclaimed
+                    ? 'rmmv-gan: no watcher took the request in ' + params.timeout + ' s. Start one with: rmmv-gan watch "' + gameDir() + '"'
+                    : 'rmmv-gan: no answer after ' + params.timeout + ' s (the Timeout parameter)'));
+            }
+            setTimeout(poll, POLL_MS);
+        }
+        poll();
+    }
+
+    function mkdirs(dir) {
+        var fs = require('fs');
+        if (fs.existsSync(dir)) return;
+        mkdirs(require('path').dirname(dir));
+        try { fs.mkdirSync(dir); } catch (e) { if (!fs.existsSync(dir)) throw e; }
+    }
+
+    // opts: {archetype, psi, seed, name} (missing or null: the defaults)
+    function requestBody(opts) {
+        opts = opts || {};
+        var body = {};
+        var archetype = opts.archetype || params.defaultArchetype;
+        if (archetype) body.archetype = archetype;
+        var psi = opts.psi !== undefined && opts.psi !== null ? opts.psi : params.defaultPsi;
+        if (psi !== null && psi !== undefined) body.psi = psi;
+        if (opts.seed !== undefined && opts.seed !== null) body.seed = opts.seed;
+        if (opts.name) body.name = opts.name;
+        if (params.steps > 0) body.steps = params.steps;
+        return body;
+    }
+
+    function generate(opts) {
+        var job = new Job(requestBody(opts));
+        if (params.transport === 'files') runFiles(job); else runHttp(job);
+        return job;
+    }
+
+    function fetchPack(callback) {
+        if (params.transport === 'files') return callback(null, null);
+        httpRequest(daemonConfig(), 'GET', '/api/pack', undefined, function(err, status, data) {
+            if (err) return callback(err);
+            if (status !== 200 || !data) return callback(daemonError(status, data));
+            callback(null, data);
+        });
+    }
+
+    // ------------------------------------------------------------------ image caches
+
+    // New files must show at once, also after an earlier failed load of the same name.
+    function clearImageCache(folder, name) {
+        if (!name) return;
+        var url = folder + encodeURIComponent(name) + '.png';
+        var removed = 0;
+        if (ImageManager._cache) {  // MZ: url -> Bitmap
+            for (var k in ImageManager._cache) {
+                if (k === url || k.indexOf(url + ':') === 0) {
+                    delete ImageManager._cache[k];
+                    removed++;
+                }
+            }
+        }
+        var stores = [];
+        if (ImageManager._imageCache && ImageManager._imageCache._items) stores.push(ImageManager._imageCache._items);  // MV 1.5+
+        if (ImageManager.cache && ImageManager.cache._inner) stores.push(ImageManager.cache._inner);  // MV before 1.5
+        for (var s = 0; s < stores.length; s++) {
+            for (var key in stores[s]) {
+                if (key === url || key.indexOf(url + ':') === 0) {
+                    delete stores[s][key];
+                    removed++;
+                }
+            }
+        }
+        return removed;
+    }
+
+    // ------------------------------------------------------------------ commands
+
+    function blank(v) {
+        return v === undefined || v === null || String(v).trim() === '' || String(v).trim() === '-';
+    }
+
+    // MV arguments: positional [archetype] [psi] [name], or key=value for any of archetype, psi,
+    // name, seed, event. Returns {opts} or {error}.
+    function parseGenerateArgs(tokens) {
+        var raw = {};
+        var order = ['archetype', 'psi', 'name'];
+        var next = 0;
+        for (var i = 0; i < tokens.length; i++) {
+            var t = String(tokens[i]);
+            var eq = t.indexOf('=');
+            if (eq > 0) {
+                raw[t.slice(0, eq).toLowerCase()] = t.slice(eq + 1);
+            } else if (next < order.length) {
+                raw[order[next++]] = t;
+            } else {
+                return {error: 'RmmvGan generate: too many arguments ("' + t + '"); use [archetype] [psi] [name] [event=this|N] [seed=N]'};
+            }
+        }
+        return checkArgs(raw);
+    }
+
+    function checkArgs(raw) {
+        var opts = {archetype: null, psi: null, name: null, seed: null, event: 0};
+        for (var key in raw) {
+            var v = raw[key];
+            if (['archetype', 'psi', 'name', 'seed', 'event'].indexOf(key) < 0) {
+                return {error: 'RmmvGan generate: unknown argument "' + key + '"'};
+            }
+            if (blank(v)) continue;
+            v = String(v).trim();
+            if (key === 'psi') {
+                if (!/^-?\d+(\.\d+)?$|^-?\.\d+$/.test(v)) return {error: 'RmmvGan generate: psi must be a number, not "' + v + '"'};
+                opts.psi = Number(v);
+            } else if (key === 'seed') {
+                if (!/^\d+$/.test(v)) return {error: 'RmmvGan generate: seed must be a whole number, not "' + v + '"'};
+                opts.seed = Number(v);
+            } else if (key === 'event') {
+                if (v.toLowerCase() === 'this') opts.event = 0;
+                else if (/^\d+$/.test(v)) opts.event = Number(v);
+                else return {error: 'RmmvGan generate: event must be "this" or an event ID, not "' + v + '"'};
+            } else {
+                opts[key] = v;
+            }
+        }
+        return {opts: opts};
+    }
+
+    // The message window reads backslashes as escape codes (a Windows path has many).
+    function messageText(text) {
+        return String(text).replace(/\\/g, '\\\\');
+    }
+
+    function wrap(text, width) {
+        var words = String(text).split(' ');
+        var lines = [];
+        var line = '';
+        for (var i = 0; i < words.length; i++) {
+            var w = words[i];
+            if (line && (line + ' ' + w).length > width) {
+                lines.push(line);
+                line = w;
+            } else {
+                line = line ? line + ' ' + w : w;
+            }
+        }
+        if (line) lines.push(line);
+        return lines;
+    }
+
+    function showMessage(text) {
+        var lines = wrap(text, 52);
+        for (var i = 0; i < lines.length; i++) $gameMessage.add(messageText(lines[i]));
+    }
+
+    function openScene(previewName) {
+        SceneManager.push(Scene_RmmvGan);
+        if (SceneManager.prepareNextScene) SceneManager.prepareNextScene(previewName || null);
+    }
+
+    var last = {character: null, faces: null};
+
+    function remember(result) {
+        last.character = result.character;
+        last.faces = result.faces;
+        if (params.characterVariable > 0) $gameVariables.setValue(params.characterVariable, result.character);
+        if (params.facesVariable > 0) $gameVariables.setValue(params.facesVariable, result.faces);
+    }
+
+    Game_Interpreter.prototype.rmmvGanGenerate = function(parsed) {
+        if (parsed.error) {
+            showMessage(parsed.error);
+            this.setWaitMode('message');
+            return;
+        }
+        var job = generate(parsed.opts);
+        this._rmmvGanWait = {job: job.key, event: parsed.opts.event};
+        this.setWaitMode(WAIT_MODE);
+    };
+
+    Game_Interpreter.prototype.rmmvGanCommand = function(args) {
+        var sub = String(args[0] || '').toLowerCase();
+        if (sub === 'generate') {
+            this.rmmvGanGenerate(parseGenerateArgs(args.slice(1)));
+        } else if (sub === 'preview') {
+            openScene(args.slice(1).join(' ').replace(/^\$/, ''));
+        } else if (sub === 'open' || sub === 'menu') {
+            openScene(null);
+        } else {
+            showMessage('RmmvGan: unknown command "' + (args[0] || '') + '" (generate, preview, open)');
+            this.setWaitMode('message');
+        }
+    };
+
+    var _pluginCommand = Game_Interpreter.prototype.pluginCommand;
+    if (_pluginCommand) {  // MV, and MZ's compatibility path for MV events
+        Game_Interpreter.prototype.pluginCommand = function(command, args) {
+            _pluginCommand.call(this, command, args);
+            if (String(command).toLowerCase() === PLUGIN.toLowerCase()) this.rmmvGanCommand(args || []);
+        };
+    }
+
+    if (IS_MZ && PluginManager.registerCommand) {
+        PluginManager.registerCommand(PLUGIN, 'generate', function(args) {
+            this.rmmvGanGenerate(checkArgs({archetype: args.archetype, psi: args.psi, name: args.name,
+                seed: args.seed, event: args.event}));
+        });
+        PluginManager.registerCommand(PLUGIN, 'preview', function(args) {
+            openScene(String(args.name || '').replace(/^\$/, ''));
+        });
+        PluginManager.registerCommand(PLUGIN, 'open', function() {
+            openScene(null);
+        });
+    }
+
+    var _updateWaitMode = Game_Interpreter.prototype.updateWaitMode;
+    Game_Interpreter.prototype.updateWaitMode = function() {
+        if (this._waitMode !== WAIT_MODE) return _updateWaitMode.call(this);
+        var wait = this._rmmvGanWait;
+        var job = wait ? jobs[wait.job] : null;
+        if (job && !job.finished) return true;
+        this._waitMode = '';
+        this._rmmvGanWait = null;
+        if (job) {
+            delete jobs[wait.job];
+            this.rmmvGanApply(job, wait.event);
+        } else if (wait) {  // a save loaded while a request was running: its answer is gone
+            showMessage('rmmv-gan: the character request was lost when the game was loaded; ask again.');
+        }
+        if ($gameMessage.isBusy()) {
+            this.setWaitMode('message');
+            return true;
+        }
+        return false;
+    };
+
+    Game_Interpreter.prototype.rmmvGanApply = function(job, eventParam) {
+        if (job.error) {
+            showMessage(job.error.message);
+            return;
+        }
+        remember(job.result);
+        var target = this.character(eventParam || 0);
+        if (target && target !== $gamePlayer) {
+            target.setImage(job.result.character, 0);
+            if (target.rmmvGanKeepImage) target.rmmvGanKeepImage(job.result.character);
+        } else if (eventParam) {
+            showMessage('RmmvGan: no event ' + eventParam + ' on this map; the character ' + job.result.character + ' was made but not shown.');
+        }
+    };
+
+    // The new image survives page refreshes and map reloads: kept in the save, per map and
+    // event, for the page it was set on.
+    Game_Event.prototype.rmmvGanKeepImage = function(name) {
+        var kept = $gameSystem._rmmvGanImages = $gameSystem._rmmvGanImages || {};
+        kept[this._mapId + ':' + this._eventId] = {page: this._pageIndex, name: name};
+    };
+
+    var _setupPageSettings = Game_Event.prototype.setupPageSettings;
+    Game_Event.prototype.setupPageSettings = function() {
+        _setupPageSettings.call(this);
+        var kept = $gameSystem._rmmvGanImages && $gameSystem._rmmvGanImages[this._mapId + ':' + this._eventId];
+        if (kept && kept.page === this._pageIndex) this.setImage(kept.name, 0);
+    };
+
+    // A Show Text with the placeholder face shows the latest generated face, same faceIndex.
+    var _setFaceImage = Game_Message.prototype.setFaceImage;
+    Game_Message.prototype.setFaceImage = function(faceName, faceIndex) {
+        if (params.placeholderFace && faceName === params.placeholderFace) {
+            var chosen = params.facesVariable > 0 ? $gameVariables.value(params.facesVariable) : last.faces;
+            if (typeof chosen === 'string' && chosen) faceName = chosen;
+        }
+        _setFaceImage.call(this, faceName, faceIndex);
+    };
+
+    // ------------------------------------------------------------------ windows
+
+    function initWindow(self, Base, x, y, w, h) {
+        if (IS_MZ) Base.prototype.initialize.call(self, new Rectangle(x, y, w, h));
+        else Base.prototype.initialize.call(self, x, y, w, h);
+    }
+
+    function textColor(self, n) {
+        return typeof ColorManager !== 'undefined' ? ColorManager.textColor(n) : self.textColor(n);
+    }
+
+    // Options: archetype, psi, seed (changed with left/right or OK), Generate, Close.
+    function Window_RmmvGanOptions() {
+        this.initialize.apply(this, arguments);
+    }
+
+    Window_RmmvGanOptions.prototype = Object.create(Window_Command.prototype);
+    Window_RmmvGanOptions.prototype.constructor = Window_RmmvGanOptions;
+
+    Window_RmmvGanOptions.prototype.initialize = function(x, y, w, h, settings) {
+        this._settings = settings;
+        this._size = {width: w, height: h};
+        if (IS_MZ) Window_Command.prototype.initialize.call(this, new Rectangle(x, y, w, h));
+        else Window_Command.prototype.initialize.call(this, x, y);
+    };
+
+    Window_RmmvGanOptions.prototype.windowWidth = function() {
+        return this._size.width;
+    };
+
+    Window_RmmvGanOptions.prototype.windowHeight = function() {
+        return this._size.height;
+    };
+
+    Window_RmmvGanOptions.prototype.makeCommandList = function() {
+        var busy = this._settings.busy;
+        this.addCommand('Archetype', 'archetype', !busy);
+        this.addCommand('Psi', 'psi', !busy);
+        this.addCommand('Seed', 'seed', !busy);
+        this.addCommand(busy ? 'Cancel' : 'Generate', busy ? 'stop' : 'generate', true);
+        this.addCommand('Close', 'cancel', true);
+    };
+
+    Window_RmmvGanOptions.prototype.valueText = function(symbol) {
+        var s = this._settings;
+        if (symbol === 'archetype') return s.archetypes.length ? s.archetypes[s.archetypeIndex] : '(default)';
+        if (symbol === 'psi') return s.psi === null ? '(archetype\'s)' : s.psi.toFixed(2);
+        if (symbol === 'seed') return s.seed === null ? 'random' : String(s.seed);
+        return '';
+    };
+
+    Window_RmmvGanOptions.prototype.drawItem = function(index) {
+        var rect = this.itemLineRect ? this.itemLineRect(index) : this.itemRectForText(index);
+        var symbol = this.commandSymbol(index);
+        this.resetTextColor();
+        this.changePaintOpacity(this.isCommandEnabled(index));
+        this.drawText(this.commandName(index), rect.x, rect.y, rect.width, 'left');
+        var value = this.valueText(symbol);
+        if (value) this.drawText(value, rect.x, rect.y, rect.width, 'right');
+        this.changePaintOpacity(true);
+    };
+
+    Window_RmmvGanOptions.prototype.isValueSymbol = function(symbol) {
+        return symbol === 'archetype' || symbol === 'psi' || symbol === 'seed';
+    };
+
+    Window_RmmvGanOptions.prototype.changeValue = function(symbol, step) {
+        var s = this._settings;
+        if (s.busy) return;
+        if (symbol === 'archetype' && s.archetypes.length) {
+            s.archetypeIndex = (s.archetypeIndex + step + s.archetypes.length) % s.archetypes.length;
+            var psi = s.archetypePsi[s.archetypes[s.archetypeIndex]];
+            if (s.psiFollowsArchetype && typeof psi === 'number') s.psi = psi;
+        } else if (symbol === 'psi') {
+            var base = s.psi === null ? 0.7 : s.psi;
+            s.psi = Math.max(-2, Math.min(2, Math.round((base + step * 0.1) * 100) / 100));
+            s.psiFollowsArchetype = false;
+        } else if (symbol === 'seed') {
+            // OK (step 0) switches between random and a fixed seed; left/right change it.
+            if (step === 0) s.seed = s.seed === null ? (s.lastSeed || 0) : null;
+            else s.seed = Math.max(0, Math.min(4294967295, (s.seed === null ? (s.lastSeed || 0) : s.seed) + step));
+        } else {
+            return;
+        }
+        SoundManager.playCursor();
+        this.refresh();
+    };
+
+    Window_RmmvGanOptions.prototype.processOk = function() {
+        var symbol = this.currentSymbol();
+        if (this.isValueSymbol(symbol)) {
+            this.changeValue(symbol, symbol === 'seed' ? 0 : 1);
+        } else {
+            Window_Command.prototype.processOk.call(this);
+        }
+    };
+
+    Window_RmmvGanOptions.prototype.cursorRight = function() {
+        var symbol = this.currentSymbol();
+        if (this.isValueSymbol(symbol)) this.changeValue(symbol, 1);
+    };
+
+    Window_RmmvGanOptions.prototype.cursorLeft = function() {
+        var symbol = this.currentSymbol();
+        if (this.isValueSymbol(symbol)) this.changeValue(symbol, -1);
+    };
+
+    // Status: a message (an error in red) and the progress gauge of the running job.
+    function Window_RmmvGanStatus() {
+        this.initialize.apply(this, arguments);
+    }
+
+    Window_RmmvGanStatus.prototype = Object.create(Window_Base.prototype);
+    Window_RmmvGanStatus.prototype.constructor = Window_RmmvGanStatus;
+
+    Window_RmmvGanStatus.prototype.initialize = function(x, y, w, h) {
+        initWindow(this, Window_Base, x, y, w, h);
+        this._text = '';
+        this._isError = false;
+        this._progress = null;
+    };
+
+    Window_RmmvGanStatus.prototype.setStatus = function(text, isError, progress) {
+        progress = typeof progress === 'number' ? Math.round(progress * 100) / 100 : null;
+        if (text === this._text && !!isError === this._isError && progress === this._progress) return;
+        this._text = text;
+        this._isError = !!isError;
+        this._progress = progress;
+        this.refresh();
+    };
+
+    Window_RmmvGanStatus.prototype.text = function() {
+        return this._text;
+    };
+
+    Window_RmmvGanStatus.prototype.refresh = function() {
+        var c = this.contents;
+        c.clear();
+        var lh = this.lineHeight();
+        var width = this.contentsWidth ? this.contentsWidth() : c.width;
+        var y = 0;
+        if (this._progress !== null) {
+            c.fillRect(0, y + lh / 2 - 6, width, 12, '#202040');
+            c.gradientFillRect(0, y + lh / 2 - 6, Math.floor(width * this._progress), 12, '#3070e0', '#80d0ff');
+            y += lh;
+        }
+        this.changeTextColor(this._isError ? textColor(this, 18) : textColor(this, 0));
+        var lines = this.wrapText(this._text, width);
+        for (var i = 0; i < lines.length && y + lh <= c.height; i++, y += lh) {
+            this.drawText(lines[i], 0, y, width, 'left');
+        }
+        this.resetTextColor();
+    };
+
+    Window_RmmvGanStatus.prototype.wrapText = function(text, width) {
+        var words = String(text).split(' ');
+        var lines = [];
+        var line = '';
+        for (var i = 0; i < words.length; i++) {
+            var candidate = line ? line + ' ' + words[i] : words[i];
+            if (line && this.contents.measureTextWidth(candidate) > width) {
+                lines.push(line);
+                line = words[i];
+            } else {
+                line = candidate;
+            }
+        }
+        if (line) lines.push(line);
+        return lines;
+    };
+
+    // Preview: the walk sheet walking in four directions, and the eight faces.
+    function Window_RmmvGanPreview() {
+        this.initialize.apply(this, arguments);
+    }
+
+    Window_RmmvGanPreview.prototype = Object.create(Window_Base.prototype);
+    Window_RmmvGanPreview.prototype.constructor = Window_RmmvGanPreview;
+
+    Window_RmmvGanPreview.prototype.initialize = function(x, y, w, h) {
+        initWindow(this, Window_Base, x, y, w, h);
+        this._character = null;
+        this._faces = null;
+        this._frame = 0;
+        this._drawnStep = -1;
+    };
+
+    Window_RmmvGanPreview.prototype.setCharacter = function(characterName, facesName) {
+        clearImageCache('img/characters/', characterName);
+        clearImageCache('img/faces/', facesName);
+        this._characterName = characterName;
+        this._facesName = facesName;
+        this._character = ImageManager.loadCharacter(characterName);
+        this._faces = ImageManager.loadFace(facesName);
+        this._drawnStep = -1;
+        this.contents.clear();
+    };
+
+    Window_RmmvGanPreview.prototype.isShowing = function() {
+        return this._drawnStep >= 0;  // -1: loading, -2: cannot load
+    };
+
+    Window_RmmvGanPreview.prototype.update = function() {
+        Window_Base.prototype.update.call(this);
+        if (!this._character || !this._faces) return;
+        var broken = this._character.isError() ? this._characterName : this._faces.isError() ? this._facesName : null;
+        if (broken) {  // never ready: say so once instead of waiting forever
+            if (this._drawnStep !== -2) {
+                this._drawnStep = -2;
+                this.contents.clear();
+                this.drawText('Cannot load ' + broken + '.png', 0, 0, this.contentsWidth(), 'left');
+            }
+            return;
+        }
+        if (!this._character.isReady() || !this._faces.isReady()) return;
+        this._frame++;
+        var step = Math.floor(this._frame / 12) % 4;
+        if (step !== this._drawnStep) {
+            this._drawnStep = step;
+            this.redraw(step);
+        }
+    };
+
+    Window_RmmvGanPreview.prototype.redraw = function(step) {
+        var c = this.contents;
+        var width = this.contentsWidth ? this.contentsWidth() : c.width;
+        var lh = this.lineHeight();
+        c.clear();
+        this.resetTextColor();
+        this.drawText(this._characterName + '   ' + this._facesName, 0, 0, width, 'left');
+        var bitmap = this._character;
+        var big = ImageManager.isBigCharacter(this._characterName);
+        var pw = bitmap.width / (big ? 3 : 12);
+        var ph = bitmap.height / (big ? 4 : 8);
+        var pattern = [0, 1, 2, 1][step];
+        var scale = Math.max(1, Math.floor(Math.min(width / 4 / pw, 2)));
+        var cell = Math.floor(width / 4);
+        for (var d = 0; d < 4; d++) {  // rows: down, left, right, up
+            var dx = d * cell + Math.floor((cell - pw * scale) / 2);
+            c.blt(bitmap, pattern * pw, d * ph, pw, ph, dx, lh + 4, pw * scale, ph * scale);
+        }
+        var faces = this._faces;
+        var fw = faces.width / 4;
+        var fh = faces.height / 2;
+        var size = Math.min(cell - 4, fw);
+        var top = lh + 8 + ph * scale + 8;
+        for (var i = 0; i < 8; i++) {
+            c.blt(faces, (i % 4) * fw, Math.floor(i / 4) * fh, fw, fh, (i % 4) * cell, top + Math.floor(i / 4) * (size + 4), size, size);
+        }
+    };
+
+    // ------------------------------------------------------------------ the scene
+
+    function Scene_RmmvGan() {
+        this.initialize.apply(this, arguments);
+    }
+
+    Scene_RmmvGan.prototype = Object.create(Scene_MenuBase.prototype);
+    Scene_RmmvGan.prototype.constructor = Scene_RmmvGan;
+
+    Scene_RmmvGan.prototype.initialize = function() {
+        Scene_MenuBase.prototype.initialize.call(this);
+        this._previewName = null;
+        this._job = null;
+        this._settings = {archetypes: [], archetypePsi: {}, archetypeIndex: 0, psi: params.defaultPsi,
+            psiFollowsArchetype: params.defaultPsi === null, seed: null, lastSeed: 0, busy: false};
+    };
+
+    Scene_RmmvGan.prototype.prepare = function(previewName) {
+        this._previewName = previewName || null;
+    };
+
+    Scene_RmmvGan.prototype.create = function() {
+        Scene_MenuBase.prototype.create.call(this);
+        var top = this.mainAreaTop ? this.mainAreaTop() : 0;
+        var width = Graphics.boxWidth;
+        var height = Graphics.boxHeight - top;
+        var left = Math.min(320, Math.floor(width * 0.4));
+        // MZ sizes windows from the scene (selectable rows are taller); MV from the window.
+        var optionsHeight = this.calcWindowHeight ? this.calcWindowHeight(5, true)
+            : Window_Base.prototype.fittingHeight.call(Window_Base.prototype, 5);
+        this._optionsWindow = new Window_RmmvGanOptions(0, top, left, optionsHeight, this._settings);
+        this._optionsWindow.setHandler('generate', this.onGenerate.bind(this));
+        this._optionsWindow.setHandler('stop', this.onStop.bind(this));
+        this._optionsWindow.setHandler('cancel', this.onClose.bind(this));
+        this.addWindow(this._optionsWindow);
+        this._statusWindow = new Window_RmmvGanStatus(0, top + optionsHeight, left, height - optionsHeight);
+        this.addWindow(this._statusWindow);
+        this._previewWindow = new Window_RmmvGanPreview(left, top, width - left, height);
+        this.addWindow(this._previewWindow);
+        if (this._previewName) {
+            this._previewWindow.setCharacter('$' + this._previewName, this._previewName);
+            this._statusWindow.setStatus('Saved character ' + this._previewName + '.');
+        }
+        this.loadPack();
+    };
+
+    Scene_RmmvGan.prototype.loadPack = function() {
+        var self = this;
+        if (params.transport === 'files') {
+            if (!this._previewName) this._statusWindow.setStatus('Requests go to rmmv_gan/requests/ for: rmmv-gan watch');
+            return;
+        }
+        if (!this._previewName) this._statusWindow.setStatus('Asking the daemon for its pack...');
+        fetchPack(function(err, pack) {
+            if (err) {
+                self._statusWindow.setStatus(err.message, true);
+                return;
+            }
+            self.applyPack(pack);
+            if (!self._previewName && !self._job) {
+                self._statusWindow.setStatus('Pack "' + pack.name + '" ready. Choose and press Generate.');
+            }
+        });
+    };
+
+    Scene_RmmvGan.prototype.applyPack = function(pack) {
+        var s = this._settings;
+        if (s.archetypes.length || !pack || !pack.archetypes) return;
+        for (var i = 0; i < pack.archetypes.length; i++) {
+            s.archetypes.push(pack.archetypes[i].name);
+            s.archetypePsi[pack.archetypes[i].name] = pack.archetypes[i].psi;
+        }
+        var wanted = params.defaultArchetype || (pack.defaults && pack.defaults.archetype);
+        s.archetypeIndex = Math.max(0, s.archetypes.indexOf(wanted));
+        if (s.psiFollowsArchetype) s.psi = s.archetypePsi[s.archetypes[s.archetypeIndex]];
+        if (typeof s.psi !== 'number') s.psi = null;
+        this._optionsWindow.refresh();
+    };
+
+    Scene_RmmvGan.prototype.onGenerate = function() {
+        var s = this._settings;
+        if (!s.archetypes.length && params.transport === 'http') this.loadPack();
+        var opts = {archetype: s.archetypes.length ? s.archetypes[s.archetypeIndex] : null, psi: s.psi, seed: s.seed};
+        this._job = generate(opts);
+        s.busy = true;
+        this._optionsWindow.refresh();
+        this._optionsWindow.activate();
+        this._statusWindow.setStatus('Sending the request...', false, 0);
+    };
+
+    Scene_RmmvGan.prototype.onStop = function() {
+        if (this._job) this._job.cancel();
+        this._optionsWindow.activate();
+    };
+
+    Scene_RmmvGan.prototype.onClose = function() {
+        // Leaving stops the request: nobody is there to see it, and the queue is shared.
+        if (this._job && !this._job.finished) this._job.cancel();
+        this.popScene();
+    };
+
+    Scene_RmmvGan.prototype.update = function() {
+        Scene_MenuBase.prototype.update.call(this);
+        var job = this._job;
+        if (!job) return;
+        if (!job.finished) {
+            this._statusWindow.setStatus('Working: ' + job.stage + ' ' + Math.round(job.progress * 100) + '%', false, job.progress);
+            return;
+        }
+        this._job = null;
+        delete jobs[job.key];
+        this._settings.busy = false;
+        this._optionsWindow.refresh();
+        this._optionsWindow.activate();
+        if (job.error) {
+            this._statusWindow.setStatus(job.error.message, true);
+            SoundManager.playBuzzer();
+            return;
+        }
+        remember(job.result);
+        if (typeof job.result.seed === 'number') this._settings.lastSeed = job.result.seed;
+        this._previewWindow.setCharacter(job.result.character, job.result.faces);
+        this._statusWindow.setStatus('Made ' + job.result.character + ' (faces ' + job.result.faces + ', seed ' + job.result.seed + ').', false, 1);
+    };
+
+    // ------------------------------------------------------------------ main menu
+
+    function menuEnabled() {
+        if (!params.menuCommand) return false;
+        if (!params.menuTestPlayOnly) return true;
+        if (typeof $gameTemp !== 'undefined' && $gameTemp && $gameTemp.isPlaytest) return $gameTemp.isPlaytest();
+        return !!(Utils.isOptionValid && Utils.isOptionValid('test'));
+    }
+
+    var _addOriginalCommands = Window_MenuCommand.prototype.addOriginalCommands;
+    Window_MenuCommand.prototype.addOriginalCommands = function() {
+        _addOriginalCommands.call(this);
+        if (menuEnabled()) this.addCommand(params.menuCommand, 'rmmvGan', true);
+    };
+
+    var _createCommandWindow = Scene_Menu.prototype.createCommandWindow;
+    Scene_Menu.prototype.createCommandWindow = function() {
+        _createCommandWindow.call(this);
+        this._commandWindow.setHandler('rmmvGan', function() { openScene(null); });
+    };
+
+    return {
+        engine: ENGINE,
+        params: params,
+        parseParameters: parseParameters,
+        parseGenerateArgs: parseGenerateArgs,
+        requestBody: requestBody,
+        generate: generate,
+        fetchPack: fetchPack,
+        daemonConfig: daemonConfig,
+        clearImageCache: clearImageCache,
+        last: last,
+        Scene_RmmvGan: Scene_RmmvGan,
+        Window_RmmvGanOptions: Window_RmmvGanOptions,
+        Window_RmmvGanStatus: Window_RmmvGanStatus,
+        Window_RmmvGanPreview: Window_RmmvGanPreview
+    };
+})();

@@ -1,0 +1,289 @@
+'use strict';
+// RmmvGan.js in a simulated MV and MZ engine (engine.js), first alone, then against a real
+// `rmmv-gan serve` (daemon.js).
+
+const {describe, test, before, after} = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('fs');
+const net = require('net');
+const os = require('os');
+const path = require('path');
+
+const {makeEngine, pluginCommand, runEvent, runFrames, pngSize, PLUGIN_FILE} = require('../testlib/engine');
+const {startDaemon, makeGame, missingGolden, serveHasWatch} = require('../testlib/daemon');
+
+const ENGINES = ['MV', 'MZ'];
+const plain = (v) => JSON.parse(JSON.stringify(v));  // objects from the plugin's realm, compared by value
+
+function tempGame() {
+    return makeGame(fs.mkdtempSync(path.join(os.tmpdir(), 'rmmvgan-game-')));
+}
+
+// A port nothing listens on: bound, then released.
+function closedPort() {
+    return new Promise((resolve) => {
+        const srv = net.createServer();
+        srv.listen(0, '127.0.0.1', () => {
+            const port = srv.address().port;
+            srv.close(() => resolve(port));
+        });
+    });
+}
+
+function generateCommand(engine, mvArgs, mzArgs) {
+    return pluginCommand(engine, 'RmmvGan generate ' + mvArgs,
+        {command: 'generate', args: Object.assign({archetype: '', psi: '', name: '', seed: '', event: 'this'}, mzArgs)});
+}
+
+test('the plugin is plain ES5 (MV runs it in an old NW.js)', () => {
+    // Strip comments and string literals, then look for syntax newer than ES5.
+    const code = fs.readFileSync(PLUGIN_FILE, 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .replace(/\/\/[^\n]*/g, '')
+        .replace(/'(?:\\.|[^'\\\n])*'/g, "''")
+        .replace(/"(?:\\.|[^"\\\n])*"/g, '""');
+    for (const [what, re] of [['arrow function', /=>/], ['let', /\blet\s/], ['const', /\bconst\s/],
+        ['class', /\bclass\s+\w/], ['template string', /`/], ['spread', /\.\.\.\w/], ['Promise', /\bPromise\b/]]) {
+        assert.ok(!re.test(code), `the plugin uses ${what}`);
+    }
+});
+
+for (const kind of ENGINES) {
+    describe(`${kind}: without a daemon`, () => {
+        let game;
+        before(() => { game = tempGame(); });
+        after(() => fs.rmSync(game, {recursive: true, force: true}));
+
+        test('parameters are parsed from the editor\'s strings, with defaults', () => {
+            const e = makeEngine(kind, {gameDir: game, parameters: {serverUrl: 'http://127.0.0.1:9999/', token: ' abc ',
+                transport: 'files', defaultArchetype: 'hero', defaultPsi: '0.5', steps: '3', timeout: '20',
+                characterVariable: '4', facesVariable: '5', placeholderFace: 'X', menuCommand: 'New NPC', menuTestPlayOnly: 'false'}});
+            assert.equal(e.RmmvGan.engine, kind);
+            assert.deepEqual(plain(e.RmmvGan.params), {serverUrl: 'http://127.0.0.1:9999', token: 'abc', transport: 'files',
+                defaultArchetype: 'hero', defaultPsi: 0.5, steps: 3, timeout: 20, characterVariable: 4, facesVariable: 5,
+                placeholderFace: 'X', menuCommand: 'New NPC', menuTestPlayOnly: false});
+            const d = makeEngine(kind, {gameDir: game});
+            assert.deepEqual(plain(d.RmmvGan.params), {serverUrl: 'http://127.0.0.1:8765', token: '', transport: 'http',
+                defaultArchetype: '', defaultPsi: null, steps: 0, timeout: 300, characterVariable: 0, facesVariable: 0,
+                placeholderFace: 'RmmvGan_New', menuCommand: 'Generate NPC', menuTestPlayOnly: true});
+        });
+
+        test('generate arguments: positional, key=value, defaults and mistakes', () => {
+            const e = makeEngine(kind, {gameDir: game});
+            const parse = (s) => plain(e.RmmvGan.parseGenerateArgs(s ? s.split(' ') : []));
+            assert.deepEqual(parse(''), {opts: {archetype: null, psi: null, name: null, seed: null, event: 0}});
+            assert.deepEqual(parse('hero 0.6 Ann event=3 seed=42'),
+                {opts: {archetype: 'hero', psi: 0.6, name: 'Ann', seed: 42, event: 3}});
+            assert.deepEqual(parse('- -0.5 - event=this'), {opts: {archetype: null, psi: -0.5, name: null, seed: null, event: 0}});
+            assert.deepEqual(parse('name=Bo archetype=villain'), {opts: {archetype: 'villain', psi: null, name: 'Bo', seed: null, event: 0}});
+            assert.match(parse('hero lots').error, /psi must be a number/);
+            assert.match(parse('event=player').error, /event must be "this" or an event ID/);
+            assert.match(parse('a 1 b c').error, /too many arguments/);
+            assert.match(parse('colour=red').error, /unknown argument "colour"/);
+        });
+
+        test('plugin commands are registered and dispatched', async () => {
+            const e = makeEngine(kind, {gameDir: game});
+            if (kind === 'MZ') {
+                assert.deepEqual(Object.keys(e.PluginManager._commands).sort(), ['RmmvGan:generate', 'RmmvGan:open', 'RmmvGan:preview']);
+            }
+            await runEvent(e, [pluginCommand(e, 'RmmvGan preview $Ann', {command: 'preview', args: {name: '$Ann'}})], 1);
+            assert.ok(e.SceneManager._nextScene instanceof e.RmmvGan.Scene_RmmvGan);
+            assert.equal(e.SceneManager._nextScene._previewName, 'Ann');
+            e.SceneManager._nextScene = null;
+            await runEvent(e, [pluginCommand(e, 'RmmvGan open', {command: 'open', args: {}})], 1);
+            assert.ok(e.SceneManager._nextScene instanceof e.RmmvGan.Scene_RmmvGan);
+            if (kind === 'MV') {  // a mistyped MV command tells the player instead of doing nothing
+                const {messages} = await runEvent(e, [pluginCommand(e, 'RmmvGan generat hero')], 1);
+                assert.match(messages[0].text, /unknown command "generat"/);
+            }
+        });
+
+        test('the main menu has "Generate NPC" in test play only, and it opens the scene', () => {
+            const e = makeEngine(kind, {gameDir: game});
+            e.SceneManager.goto(e.Scene_Menu);
+            e.SceneManager.frame();
+            const menu = e.SceneManager._scene._commandWindow;
+            assert.equal(menu.symbols().indexOf('rmmvGan'), menu.symbols().indexOf('formation') + 1);
+            assert.equal(menu._list.find((c) => c.symbol === 'rmmvGan').name, 'Generate NPC');
+            menu.selectSymbol('rmmvGan');
+            menu.processOk();
+            assert.ok(e.SceneManager._nextScene instanceof e.RmmvGan.Scene_RmmvGan);
+
+            const released = makeEngine(kind, {gameDir: game, playtest: false});
+            released.SceneManager.goto(released.Scene_Menu);
+            released.SceneManager.frame();
+            assert.ok(!released.SceneManager._scene._commandWindow.symbols().includes('rmmvGan'));
+            const always = makeEngine(kind, {gameDir: game, playtest: false, parameters: {menuTestPlayOnly: 'false'}});
+            always.SceneManager.goto(always.Scene_Menu);
+            always.SceneManager.frame();
+            assert.ok(always.SceneManager._scene._commandWindow.symbols().includes('rmmvGan'));
+        });
+
+        test('no daemon running: the player is told, with the command that starts it', async () => {
+            const port = await closedPort();
+            const e = makeEngine(kind, {gameDir: game, parameters: {serverUrl: `http://127.0.0.1:${port}`}});
+            const {messages} = await runEvent(e, [generateCommand(e, 'hero', {archetype: 'hero'})], 1);
+            assert.equal(messages.length, 1);
+            const text = messages[0].text.replace(/\n/g, ' ');
+            assert.match(text, new RegExp(`not running at http://127\\.0\\.0\\.1:${port}`));
+            assert.ok(text.includes(`rmmv-gan serve --project "${game.replace(/\\/g, '\\\\')}"`), text);
+            assert.equal(e.$gameMap.event(1).characterName(), 'Actor1');  // unchanged
+
+            // the scene builds its windows and says the same in its status window, in red
+            e.SceneManager.push(e.RmmvGan.Scene_RmmvGan);
+            const status = () => e.SceneManager._scene && e.SceneManager._scene._statusWindow;
+            await runFrames(e, () => status() && /not running/.test(status().text()));
+            const scene = e.SceneManager._scene;
+            assert.deepEqual(scene._optionsWindow.symbols(), ['archetype', 'psi', 'seed', 'generate', 'cancel']);
+            assert.ok(scene._previewWindow instanceof e.RmmvGan.Window_RmmvGanPreview);
+            assert.match(status().contents.texts().join(' '), /rmmv-gan serve --project/);
+            assert.ok(status().contents.ops.some((o) => o[0] === 'drawText' && o[6] === '#text18'));
+            // Close leaves the scene
+            scene._optionsWindow.selectSymbol('cancel');
+            scene._optionsWindow.processOk();
+            assert.equal(e.SceneManager._nextScene.constructor, e.Scene_Map);
+        });
+
+        test('the image caches forget a name, so a new file shows at once', async () => {
+            const e = makeEngine(kind, {gameDir: game});
+            const before = e.ImageManager.loadCharacter('$Late');  // not there yet: an error bitmap is cached
+            await runFrames(e, () => before.isError());
+            assert.equal(e.ImageManager.loadCharacter('$Late'), before);
+            fs.copyFileSync(path.join(__dirname, '..', '..', 'sample_project', 'img', 'faces', 'RmmvGan_New.png'),
+                path.join(game, 'img', 'characters', '$Late.png'));
+            assert.equal(e.RmmvGan.clearImageCache('img/characters/', '$Late'), 1);
+            const after = e.ImageManager.loadCharacter('$Late');
+            await runFrames(e, () => after.isReady());
+            assert.ok(!after.isError() && after.width === 576);
+        });
+    });
+}
+
+describe('with a real daemon', () => {
+    const skip = missingGolden() || false;
+    let daemon;
+    let watch = false;
+    before(async () => {
+        if (skip) return;
+        watch = serveHasWatch();
+        daemon = await startDaemon({watch});
+    });
+    after(async () => { if (daemon) await daemon.stop(); });
+
+    for (const kind of ENGINES) {
+        test(`${kind}: an event generates a character, gets its walk sheet, and Show Text uses its face`, {skip}, async () => {
+            const e = makeEngine(kind, {gameDir: daemon.game, parameters: {characterVariable: '3', facesVariable: '4', steps: '1'}});
+            const name = `Ann${kind}`;
+            let waitedFrames = 0;
+            const list = [
+                generateCommand(e, `hero 0.5 ${name} event=2 seed=7`, {archetype: 'hero', psi: '0.5', name, seed: '7', event: '2'}),
+                {code: 101, indent: 0, parameters: ['RmmvGan_New', 3, 0, 2]},
+                {code: 401, indent: 0, parameters: ['Hello!']},
+            ];
+            const {messages} = await runEvent(e, list, 1, {onFrame: (interp) => {
+                if (interp._waitMode === 'rmmvGan') waitedFrames++;
+            }});
+            assert.ok(waitedFrames > 1, 'the event waited for the character');
+            assert.deepEqual(messages, [{text: 'Hello!', faceName: name, faceIndex: 3}]);
+            assert.equal(e.$gameMap.event(2).characterName(), `$${name}`);
+            assert.equal(e.$gameMap.event(2).characterIndex(), 0);
+            assert.equal(e.$gameMap.event(1).characterName(), 'Actor1');
+            assert.equal(e.$gameVariables.value(3), `$${name}`);
+            assert.equal(e.$gameVariables.value(4), name);
+            assert.deepEqual(pngSize(path.join(daemon.game, 'img', 'characters', `$${name}.png`)), {width: 144, height: 192});
+            assert.deepEqual(pngSize(path.join(daemon.game, 'img', 'faces', `${name}.png`)), {width: 576, height: 288});
+            const meta = JSON.parse(fs.readFileSync(path.join(daemon.game, 'rmmv_gan', 'characters', `${name}.json`), 'utf8'));
+            assert.deepEqual([meta.archetype, meta.psi, meta.seed, meta.steps], ['hero', 0.5, 7, 1]);
+            // the new image survives a page refresh (map reload)
+            e.$gameMap.setup(1);
+            assert.equal(e.$gameMap.event(2).characterName(), `$${name}`);
+        });
+
+        test(`${kind}: errors from the daemon reach the player as a message`, {skip}, async () => {
+            const e = makeEngine(kind, {gameDir: daemon.game, parameters: {steps: '1'}});
+            let r = await runEvent(e, [generateCommand(e, 'nobody', {archetype: 'nobody'})], 1);
+            assert.equal(r.messages.length, 1);
+            assert.match(r.messages[0].text.replace(/\n/g, ' '), /rmmv-gan: archetype: .*nobody/);
+            assert.equal(e.$gameMap.event(1).characterName(), 'Actor1');
+            // a name that is taken
+            fs.writeFileSync(path.join(daemon.game, 'img', 'faces', `Taken${kind}.png`), 'x');
+            r = await runEvent(e, [generateCommand(e, `- - Taken${kind}`, {name: `Taken${kind}`})], 1);
+            assert.match(r.messages[0].text.replace(/\n/g, ' '), /rmmv-gan: name: .*is taken/);
+            // a wrong token, from the parameters when there is no server.json (a browser-served game)
+            const other = tempGame();
+            const w = makeEngine(kind, {gameDir: other, parameters: {serverUrl: daemon.url, token: 'wrong-token-0000'}});
+            r = await runEvent(w, [generateCommand(w, '', {})], 1);
+            assert.match(r.messages[0].text.replace(/\n/g, ' '), /token: missing or wrong .*restart the daemon or fix the Token parameter/);
+            fs.rmSync(other, {recursive: true, force: true});
+        });
+
+        test(`${kind}: the Generate NPC scene lists archetypes, shows progress, and animates the result`, {skip}, async () => {
+            const e = makeEngine(kind, {gameDir: daemon.game, parameters: {steps: '2', defaultArchetype: 'hero'}});
+            e.SceneManager.push(e.RmmvGan.Scene_RmmvGan);
+            await runFrames(e, () => e.SceneManager._scene && /ready/.test(e.SceneManager._scene._statusWindow.text()));
+            const scene = e.SceneManager._scene;
+            const options = scene._optionsWindow;
+            assert.deepEqual(plain(scene._settings.archetypes).sort(), ['default', 'hero']);
+            assert.ok(options.contents.texts().includes('hero'), options.contents.texts().join('|'));
+            assert.ok(options.contents.texts().includes('0.60'), 'psi follows the archetype');
+            options.selectSymbol('psi');
+            options.cursorLeft();
+            options.selectSymbol('seed');
+            options.processOk();  // random -> fixed
+            const seed = kind === 'MV' ? 2 : 3;  // one daemon, one game: each engine its own name
+            for (let i = 0; i < seed; i++) options.cursorRight();
+            assert.ok(options.contents.texts().includes('0.50') && options.contents.texts().includes(String(seed)));
+            options.selectSymbol('generate');
+            options.processOk();
+            assert.ok(options.symbols().includes('stop'), 'Generate turns into Cancel while busy');
+            let gauges = 0;
+            await runFrames(e, () => {
+                if (scene._statusWindow.contents.ops.some((o) => o[0] === 'gradientFillRect')) gauges++;
+                return scene._previewWindow.isShowing() || scene._statusWindow._isError;
+            });
+            assert.ok(!scene._statusWindow._isError, scene._statusWindow.text());
+            assert.ok(gauges > 0, 'a progress gauge was drawn');
+            assert.equal(scene._statusWindow.text(), `Made $hero_${seed} (faces hero_${seed}, seed ${seed}).`);
+            assert.ok(fs.existsSync(path.join(daemon.game, 'img', 'characters', `$hero_${seed}.png`)));
+            const blts = scene._previewWindow.contents.ops.filter((o) => o[0] === 'blt');
+            const walk = blts.filter((o) => o[1] === `img/characters/%24hero_${seed}.png`);
+            const faces = blts.filter((o) => o[1] === `img/faces/hero_${seed}.png`);
+            assert.deepEqual(walk.map((o) => o[3]), [0, 48, 96, 144], 'four directions');
+            assert.ok(walk.every((o) => o[4] === 48 && o[5] === 48), 'one 48 x 48 frame each');
+            assert.equal(faces.length, 8);
+            assert.deepEqual(faces.map((o) => [o[2], o[3]]), [[0, 0], [144, 0], [288, 0], [432, 0], [0, 144], [144, 144], [288, 144], [432, 144]]);
+            // it walks: the next step draws another pattern
+            const firstPattern = walk[0][2];
+            await runFrames(e, () => {
+                const w = scene._previewWindow.contents.ops.find((o) => o[0] === 'blt' && o[1].startsWith('img/characters/'));
+                return w && w[2] !== firstPattern;
+            });
+            assert.ok(options.symbols().includes('generate'));
+        });
+
+        test(`${kind}: preview shows a saved character`, {skip}, async () => {
+            const e = makeEngine(kind, {gameDir: daemon.game});
+            await runEvent(e, [pluginCommand(e, `RmmvGan preview Ann${kind}`, {command: 'preview', args: {name: `Ann${kind}`}})], 1);
+            await runFrames(e, () => e.SceneManager._scene._previewWindow.isShowing());
+            const texts = e.SceneManager._scene._previewWindow.contents.texts().join(' ');
+            assert.match(texts, new RegExp(`\\$Ann${kind}\\s+Ann${kind}`));
+        });
+
+        test(`${kind}: transport=files answers through the request folder`, {skip}, async (t) => {
+            if (!watch) return t.skip('this checkout\'s serve has no --watch (the folder watcher)');
+            const e = makeEngine(kind, {gameDir: daemon.game, parameters: {transport: 'files', steps: '1', facesVariable: '6'}});
+            const name = `File${kind}`;
+            const {messages} = await runEvent(e, [generateCommand(e, `hero - ${name}`, {archetype: 'hero', name})], 1);
+            assert.deepEqual(messages, []);
+            assert.equal(e.$gameMap.event(1).characterName(), `$${name}`);
+            assert.equal(e.$gameVariables.value(6), name);
+            const done = fs.readdirSync(path.join(daemon.game, 'rmmv_gan', 'done'));
+            assert.ok(done.length >= 1 && done.every((f) => /^rg[0-9a-z]+-[0-9a-z]+\.json$/.test(f)), done.join(','));
+            assert.deepEqual(fs.readdirSync(path.join(daemon.game, 'rmmv_gan', 'requests')), []);
+            // an error answered by the watcher reaches the player too
+            const r = await runEvent(e, [generateCommand(e, 'nobody', {archetype: 'nobody'})], 1);
+            assert.match(r.messages[0].text.replace(/\n/g, ' '), /could not make the character: archetype:/);
+        });
+    }
+});

@@ -1,0 +1,101 @@
+'use strict';
+// A real `rmmv-gan serve` for the plugin tests: a starter pack made from the golden pickles
+// (as tests/conftest.py does) and an empty MV game in a temporary folder.
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const {execFileSync, spawn} = require('child_process');
+
+const REPO = path.resolve(__dirname, '..', '..');
+const GOLDEN = path.resolve(REPO, '..', 'shared', 'golden');
+const PYTHON = process.env.PYTHON || 'python';
+const TOKEN = 'plugin-test-token-1234';
+const MAKE_PACK = `
+import json, sys
+from pathlib import Path
+from rmmv_gan.packs import add_preset, init_pack
+root, model = Path(sys.argv[1]), sys.argv[2]
+init_pack(root, model, model)
+add_preset(root, "sprite", "hero", seed=11)
+add_preset(root, "face", "hero", seed=12)
+add_preset(root, "face", "smile", seed=13)
+m = json.loads((root / "pack.json").read_text())
+m["archetypes"]["hero"] = {"psi": 0.6, "sprite": {"preset": "hero", "layers": [8, 9]},
+                           "face": {"preset": "hero", "layers": [0, 2]}}
+m["emotions"] = [{"name": "neutral"}, {"name": "happy", "preset": "smile", "layers": [6]}]
+m["projection"]["steps"] = 4
+(root / "pack.json").write_text(json.dumps(m))
+`;
+
+// null when the reference files are there; else why the tests that need them cannot run.
+// Under CI their absence is an error, not a skip.
+function missingGolden() {
+    if (fs.existsSync(path.join(GOLDEN, 'sg3t_32.pkl'))) return null;
+    const why = `reference outputs not found at ${GOLDEN} (../shared/golden beside the checkout)`;
+    if (process.env.CI) throw new Error(why);
+    return why;
+}
+
+function makeGame(root) {
+    fs.mkdirSync(path.join(root, 'js'), {recursive: true});
+    fs.writeFileSync(path.join(root, 'js', 'rpg_core.js'), '// MV');
+    fs.mkdirSync(path.join(root, 'img', 'characters'), {recursive: true});
+    fs.mkdirSync(path.join(root, 'img', 'faces'), {recursive: true});
+    return root;
+}
+
+function env() {
+    // One thread: the models are tiny and the machine is shared.
+    return Object.assign({}, process.env, {OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', PYTHONUNBUFFERED: '1'});
+}
+
+async function startDaemon({watch = false} = {}) {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rmmvgan-plugin-'));
+    const game = makeGame(path.join(tmp, 'game'));
+    const pack = path.join(tmp, 'pack');
+    const golden = path.join(GOLDEN, 'sg3t_32.pkl');
+    // As tests/conftest.py's pack_dir: archetype 'hero' with presets, emotions neutral and happy.
+    execFileSync(PYTHON, ['-c', MAKE_PACK, pack, golden], {cwd: REPO, env: env(), stdio: 'pipe'});
+    const args = ['-m', 'rmmv_gan.cli', 'serve', '--project', game, '--pack', pack, '--port', '0', '--token', TOKEN];
+    if (watch) args.push('--watch');
+    const proc = spawn(PYTHON, args, {cwd: REPO, env: env(), stdio: ['ignore', 'pipe', 'pipe']});
+    let output = '';
+    proc.stdout.on('data', (d) => { output += d; });
+    proc.stderr.on('data', (d) => { output += d; });
+    let exited = null;
+    proc.on('exit', (code) => { exited = code; });
+    const serverJson = path.join(game, 'rmmv_gan', 'server.json');
+    const end = Date.now() + 60000;
+    while (!fs.existsSync(serverJson) || !/daemon on/.test(output)) {
+        if (exited !== null) throw new Error(`rmmv-gan serve exited (${exited}):\n${output}`);
+        if (Date.now() > end) { proc.kill(); throw new Error(`rmmv-gan serve did not start in 60 s:\n${output}`); }
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    const {url, token} = JSON.parse(fs.readFileSync(serverJson, 'utf8'));
+    return {
+        url, token, game, tmp, proc, watch,
+        output: () => output,
+        async stop() {
+            if (exited === null) {
+                const gone = new Promise((r) => proc.on('exit', r));
+                proc.kill('SIGTERM');
+                await Promise.race([gone, new Promise((r) => setTimeout(r, 10000))]);
+                if (exited === null) proc.kill('SIGKILL');
+            }
+            fs.rmSync(tmp, {recursive: true, force: true});
+        },
+    };
+}
+
+// Does this checkout's `serve` have --watch (the folder watcher in the same process)?
+function serveHasWatch() {
+    try {
+        const help = execFileSync(PYTHON, ['-m', 'rmmv_gan.cli', 'serve', '--help'], {cwd: REPO, env: env(), stdio: 'pipe'});
+        return /--watch/.test(String(help));
+    } catch (e) {
+        return false;
+    }
+}
+
+module.exports = {startDaemon, makeGame, missingGolden, serveHasWatch, REPO, TOKEN};

@@ -171,6 +171,22 @@ describe('with a real daemon', () => {
     });
     after(async () => { if (daemon) await daemon.stop(); });
 
+    test('MV: the sample project\'s Stranger runs as its plugins.js sets it up', {skip}, async () => {
+        const sample = path.join(__dirname, '..', '..', 'sample_project');
+        const $plugins = (() => { const c = {}; require('vm').runInNewContext(fs.readFileSync(path.join(sample, 'js', 'plugins.js'), 'utf8'), c); return c.$plugins; })();
+        const ours = $plugins.find((p) => p.name === 'RmmvGan');
+        const dataMap = JSON.parse(fs.readFileSync(path.join(sample, 'data', 'Map001.json'), 'utf8'));
+        const e = makeEngine('MV', {gameDir: daemon.game, dataMap, parameters: Object.assign({}, ours.parameters, {steps: '1'})});
+        const stranger = dataMap.events.find((ev) => ev && ev.name === 'Stranger');
+        const {messages} = await runEvent(e, stranger.pages[0].list.slice(0, -1), stranger.id);
+        const made = e.$gameVariables.value(2);
+        assert.match(made, /^default_\d+$/);
+        assert.equal(e.$gameVariables.value(1), '$' + made);
+        assert.equal(e.$gameMap.event(stranger.id).characterName(), '$' + made);
+        assert.deepEqual(messages.map((m) => [m.faceName, m.faceIndex]), [['', 0], [made, 0], [made, 1]]);
+        assert.ok(fs.existsSync(path.join(daemon.game, 'img', 'faces', made + '.png')));
+    });
+
     for (const kind of ENGINES) {
         test(`${kind}: an event generates a character, gets its walk sheet, and Show Text uses its face`, {skip}, async () => {
             const e = makeEngine(kind, {gameDir: daemon.game, parameters: {characterVariable: '3', facesVariable: '4', steps: '1'}});

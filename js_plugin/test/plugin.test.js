@@ -187,6 +187,20 @@ describe('with a real daemon', () => {
         assert.ok(fs.existsSync(path.join(daemon.game, 'img', 'faces', made + '.png')));
     });
 
+    test('MZ in a browser: XHR with the token from the parameters, and the origin the daemon must allow', {skip}, async () => {
+        const allowed = daemon.url;  // the daemon's own origin is allowed; --origin adds others
+        const e = makeEngine('MZ', {gameDir: daemon.game, browserOrigin: allowed,
+            parameters: {serverUrl: daemon.url, token: daemon.token, steps: '1'}});
+        assert.equal(e.RmmvGan.daemonConfig().from, 'parameters');
+        const {messages} = await runEvent(e, [generateCommand(e, '', {name: 'WebAnn'})], 1);
+        assert.deepEqual(messages, []);
+        assert.equal(e.$gameMap.event(1).characterName(), '$WebAnn');
+        const foreign = makeEngine('MZ', {gameDir: daemon.game, browserOrigin: 'http://localhost:8000',
+            parameters: {serverUrl: daemon.url, token: daemon.token}});
+        const r = await runEvent(foreign, [generateCommand(foreign, '', {})], 1);
+        assert.match(r.messages[0].text.replace(/\n/g, ' '), /origin is not allowed\).*--origin http:\/\/localhost:8000/);
+    });
+
     for (const kind of ENGINES) {
         test(`${kind}: an event generates a character, gets its walk sheet, and Show Text uses its face`, {skip}, async () => {
             const e = makeEngine(kind, {gameDir: daemon.game, parameters: {characterVariable: '3', facesVariable: '4', steps: '1'}});

@@ -17,6 +17,32 @@ function pngSize(file) {
     return {width: b.readUInt32BE(16), height: b.readUInt32BE(20)};
 }
 
+// XMLHttpRequest as a browser sends it: the page's Origin on every request, status 0 and
+// onerror when the answer lacks the CORS header for that origin.
+function browserXhr(origin) {
+    const http = require('http');
+    return function XMLHttpRequest() {
+        const headers = {Origin: origin};
+        let method, url;
+        this.open = (m, u) => { method = m; url = new URL(u); };
+        this.setRequestHeader = (k, v) => { headers[k] = v; };
+        this.send = (body) => {
+            const req = http.request({hostname: url.hostname, port: url.port, path: url.pathname, method, headers}, (res) => {
+                let text = '';
+                res.on('data', (d) => { text += d; });
+                res.on('end', () => {
+                    if (res.headers['access-control-allow-origin'] !== origin) { this.status = 0; return this.onerror(); }
+                    this.status = res.statusCode;
+                    this.responseText = text;
+                    this.onload();
+                });
+            });
+            req.on('error', () => { this.status = 0; this.onerror(); });
+            req.end(body === null ? undefined : body);
+        };
+    };
+}
+
 function makeEngine(kind, options = {}) {
     const MZ = kind === 'MZ';
     const gameDir = options.gameDir;
@@ -33,10 +59,17 @@ function makeEngine(kind, options = {}) {
         return C;
     }
 
+    if (options.browserOrigin) {  // a game served to a browser: no Node modules, XHR with an Origin
+        g.require = undefined;
+        g.process = undefined;
+        g.location = {origin: options.browserOrigin};
+        g.XMLHttpRequest = browserXhr(options.browserOrigin);
+    }
+
     g.Utils = {
         RPGMAKER_NAME: kind,
         RPGMAKER_VERSION: MZ ? '1.8.0' : '1.6.2',
-        isNwjs: () => options.nwjs !== false,
+        isNwjs: () => !options.browserOrigin,
         isOptionValid: (name) => name === 'test' && playtest,
     };
     if (MZ) g.Utils.encodeURIComponent = encodeURIComponent;

@@ -558,7 +558,11 @@ def preset_add(pack_dir, name, model, seed, image, w_file, psi, steps, device):
               help="Jobs that may wait; more are refused with 429.")
 @click.option("--origin", "origins", multiple=True,
               help="Extra CORS origin allowed (e.g. http://localhost:8000 serving the game); repeatable.")
-def serve(project, pack_dir, host, port, device, token, queue_size, origins):
+@click.option("--watch", "watch_files", is_flag=True,
+              help="Also answer request files in GAME/rmmv_gan/requests/ (docs/requests.md), in the same job queue.")
+@click.option("--keep-days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True,
+              help="With --watch: days to keep answered requests (done/) and responses.")
+def serve(project, pack_dir, host, port, device, token, queue_size, origins, watch_files, keep_days):
     """Run the local daemon the plugin and the web page talk to (docs/api.md)."""
     from .game import GameFolder, GameFolderError
     from .server import ServerConfig, create_app, is_loopback, make_server
@@ -581,14 +585,58 @@ def serve(project, pack_dir, host, port, device, token, queue_size, origins):
     except OSError as exc:
         raise UserError(f"--host {host} --port {port}: cannot listen ({exc})") from None
     st = app.extensions["rmmv_gan"]
+    watcher = None
+    if watch_files:
+        from .watcher import Watcher, WatcherBusy
+
+        try:
+            watcher = Watcher(st["folder"], st["jobs"], opened.pack, keep_days=keep_days).start()
+        except WatcherBusy as exc:
+            server.close()
+            st["jobs"].close()
+            raise UserError(str(exc)) from None
     click.echo(f"rmmv-gan daemon on {st['url']} (pack {opened.pack.name!r}, {device}); "
-               f"token in {st['folder'].data_dir / 'server.json'}", err=True)
+               f"token in {st['folder'].data_dir / 'server.json'}"
+               + (f"; answering request files in {watcher.requests_dir}" if watcher else ""), err=True)
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
+        if watcher is not None:  # like HTTP jobs, a running file job is cancelled; it reruns next start
+            watcher.close()
         st["jobs"].close()
+
+
+@main.command()
+@click.argument("game", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--pack", "pack_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Model pack folder (default: the embedded default pack).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--keep-days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True,
+              help="Days to keep answered requests (done/) and responses.")
+def watch(game, pack_dir, device, keep_days):
+    """Answer request files dropped into GAME/rmmv_gan/requests/ (docs/requests.md).
+
+    Each ID.json (the body of POST /api/characters) is run once; the answer is written to
+    GAME/rmmv_gan/responses/ID.json. Ctrl+C stops after the running request; press it again
+    to cancel that one (it runs again on the next start).
+    """
+    import logging
+
+    from .game import GameFolder, GameFolderError
+    from .watcher import WatcherBusy, watch as watch_folder
+
+    try:
+        folder = GameFolder(game)
+    except GameFolderError as exc:
+        raise UserError(str(exc)) from None
+    opened = _open_pack(pack_dir, device)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        watch_folder(folder, opened, keep_days=keep_days, echo=lambda line: click.echo(line, err=True))
+    except WatcherBusy as exc:
+        raise UserError(str(exc)) from None
 
 
 @main.command("install-plugin")

@@ -28,7 +28,7 @@ from . import __version__
 from .game import AssetNameError, safe_asset_name
 from .latent import MAX_SEED, mix, to_uint8, z_from_seeds
 from .packs import OpenPack, PackError
-from .projector import ProjectionSettings, project
+from .projector import ProjectionCancelled, ProjectionSettings, project
 from .sheets import clean_sheet, face_sheet, head_crop, idle_frame, native_to_character_sheet
 
 STAGES = ("sprite", "cleanup", "head", "projection", "faces")
@@ -161,8 +161,11 @@ def make_characters(opened: OpenPack, requests, progress: Callable | None = None
         def projection_progress(step, total, _distance, i=i):
             report("projection", (i + step / total) / n)
 
-        projected = project(G_f, target, settings, D=opened.face_D, progress=projection_progress,
-                            cancel=cancel).ws[0]
+        try:
+            projected = project(G_f, target, settings, D=opened.face_D, progress=projection_progress,
+                                cancel=cancel).ws[0]
+        except ProjectionCancelled as exc:  # callers catch one Cancelled, whichever step stopped
+            raise Cancelled(str(exc)) from None
         face_w = _mixed(projected, opened.presets, "face", arch.face)
         timings[i]["projection"] = time.perf_counter() - t
 

@@ -634,17 +634,18 @@ var RmmvGan = (function() {
         return String(text).replace(/\\/g, '\\\\');
     }
 
-    function wrap(text, width) {
+    // Words into lines; fits(line) says whether a line is short enough.
+    function wrap(text, fits) {
         var words = String(text).split(' ');
         var lines = [];
         var line = '';
         for (var i = 0; i < words.length; i++) {
-            var w = words[i];
-            if (line && (line + ' ' + w).length > width) {
+            var candidate = line ? line + ' ' + words[i] : words[i];
+            if (line && !fits(candidate)) {
                 lines.push(line);
-                line = w;
+                line = words[i];
             } else {
-                line = line ? line + ' ' + w : w;
+                line = candidate;
             }
         }
         if (line) lines.push(line);
@@ -652,7 +653,7 @@ var RmmvGan = (function() {
     }
 
     function showMessage(text) {
-        var lines = wrap(text, 52);
+        var lines = wrap(text, function(line) { return line.length <= 52; });
         for (var i = 0; i < lines.length; i++) $gameMessage.add(messageText(lines[i]));
     }
 
@@ -883,20 +884,25 @@ var RmmvGan = (function() {
         if (this.isValueSymbol(symbol)) this.changeValue(symbol, -1);
     };
 
-    // Status: a message (an error in red) and the progress gauge of the running job.
-    function Window_RmmvGanStatus() {
-        this.initialize.apply(this, arguments);
+    // An RPG Maker window class: constructor calling initialize, prototype from Base, and an
+    // initialize taking x, y, width, height in both engines.
+    function windowClass(Base, init) {
+        var C = function() { this.initialize.apply(this, arguments); };
+        C.prototype = Object.create(Base.prototype);
+        C.prototype.constructor = C;
+        C.prototype.initialize = function(x, y, w, h) {
+            initWindow(this, Base, x, y, w, h);
+            init.call(this);
+        };
+        return C;
     }
 
-    Window_RmmvGanStatus.prototype = Object.create(Window_Base.prototype);
-    Window_RmmvGanStatus.prototype.constructor = Window_RmmvGanStatus;
-
-    Window_RmmvGanStatus.prototype.initialize = function(x, y, w, h) {
-        initWindow(this, Window_Base, x, y, w, h);
+    // Status: a message (an error in red) and the progress gauge of the running job.
+    var Window_RmmvGanStatus = windowClass(Window_Base, function() {
         this._text = '';
         this._isError = false;
         this._progress = null;
-    };
+    });
 
     Window_RmmvGanStatus.prototype.setStatus = function(text, isError, progress) {
         progress = typeof progress === 'number' ? Math.round(progress * 100) / 100 : null;
@@ -923,45 +929,21 @@ var RmmvGan = (function() {
             y += lh;
         }
         this.changeTextColor(this._isError ? textColor(this, 18) : textColor(this, 0));
-        var lines = this.wrapText(this._text, width);
+        var contents = this.contents;
+        var lines = wrap(this._text, function(line) { return contents.measureTextWidth(line) <= width; });
         for (var i = 0; i < lines.length && y + lh <= c.height; i++, y += lh) {
             this.drawText(lines[i], 0, y, width, 'left');
         }
         this.resetTextColor();
     };
 
-    Window_RmmvGanStatus.prototype.wrapText = function(text, width) {
-        var words = String(text).split(' ');
-        var lines = [];
-        var line = '';
-        for (var i = 0; i < words.length; i++) {
-            var candidate = line ? line + ' ' + words[i] : words[i];
-            if (line && this.contents.measureTextWidth(candidate) > width) {
-                lines.push(line);
-                line = words[i];
-            } else {
-                line = candidate;
-            }
-        }
-        if (line) lines.push(line);
-        return lines;
-    };
-
     // Preview: the walk sheet walking in four directions, and the eight faces.
-    function Window_RmmvGanPreview() {
-        this.initialize.apply(this, arguments);
-    }
-
-    Window_RmmvGanPreview.prototype = Object.create(Window_Base.prototype);
-    Window_RmmvGanPreview.prototype.constructor = Window_RmmvGanPreview;
-
-    Window_RmmvGanPreview.prototype.initialize = function(x, y, w, h) {
-        initWindow(this, Window_Base, x, y, w, h);
+    var Window_RmmvGanPreview = windowClass(Window_Base, function() {
         this._character = null;
         this._faces = null;
         this._frame = 0;
         this._drawnStep = -1;
-    };
+    });
 
     Window_RmmvGanPreview.prototype.setCharacter = function(characterName, facesName) {
         clearImageCache('img/characters/', characterName);

@@ -1,4 +1,3 @@
-import json
 import os
 from pathlib import Path
 
@@ -19,22 +18,11 @@ def golden_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def pack_dir(tmp_path_factory):
-    """A small pack made from the golden pickles (noise images, real plumbing): an archetype
-    'hero' with presets, emotions neutral and happy, 4 projection steps."""
-    from rmmv_gan.packs import add_preset, init_pack
+    """A small pack made from the golden pickles (tests/starter_pack.py, shared with the
+    plugin's node tests)."""
+    from starter_pack import make_starter_pack
 
-    root = tmp_path_factory.mktemp("p") / "pack"
-    init_pack(root, golden_dir() / "sg3t_32.pkl", golden_dir() / "sg3t_32.pkl")
-    add_preset(root, "sprite", "hero", seed=11)
-    add_preset(root, "face", "hero", seed=12)
-    add_preset(root, "face", "smile", seed=13)
-    manifest = json.loads((root / "pack.json").read_text())
-    manifest["archetypes"]["hero"] = {"psi": 0.6, "sprite": {"preset": "hero", "layers": [8, 9]},
-                                      "face": {"preset": "hero", "layers": [0, 2]}}
-    manifest["emotions"] = [{"name": "neutral"}, {"name": "happy", "preset": "smile", "layers": [6]}]
-    manifest["projection"]["steps"] = 4
-    (root / "pack.json").write_text(json.dumps(manifest))
-    return root
+    return make_starter_pack(tmp_path_factory.mktemp("p") / "pack", golden_dir() / "sg3t_32.pkl")
 
 
 @pytest.fixture(scope="session")

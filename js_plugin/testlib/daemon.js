@@ -11,22 +11,6 @@ const REPO = path.resolve(__dirname, '..', '..');
 const GOLDEN = path.resolve(REPO, '..', 'shared', 'golden');
 const PYTHON = process.env.PYTHON || 'python';
 const TOKEN = 'plugin-test-token-1234';
-const MAKE_PACK = `
-import json, sys
-from pathlib import Path
-from rmmv_gan.packs import add_preset, init_pack
-root, model = Path(sys.argv[1]), sys.argv[2]
-init_pack(root, model, model)
-add_preset(root, "sprite", "hero", seed=11)
-add_preset(root, "face", "hero", seed=12)
-add_preset(root, "face", "smile", seed=13)
-m = json.loads((root / "pack.json").read_text())
-m["archetypes"]["hero"] = {"psi": 0.6, "sprite": {"preset": "hero", "layers": [8, 9]},
-                           "face": {"preset": "hero", "layers": [0, 2]}}
-m["emotions"] = [{"name": "neutral"}, {"name": "happy", "preset": "smile", "layers": [6]}]
-m["projection"]["steps"] = 4
-(root / "pack.json").write_text(json.dumps(m))
-`;
 
 // null when the reference files are there; else why the tests that need them cannot run.
 // Under CI their absence is an error, not a skip.
@@ -55,8 +39,8 @@ async function startDaemon({watch = false} = {}) {
     const game = makeGame(path.join(tmp, 'game'));
     const pack = path.join(tmp, 'pack');
     const golden = path.join(GOLDEN, 'sg3t_32.pkl');
-    // As tests/conftest.py's pack_dir: archetype 'hero' with presets, emotions neutral and happy.
-    execFileSync(PYTHON, ['-c', MAKE_PACK, pack, golden], {cwd: REPO, env: env(), stdio: 'pipe'});
+    // The pack of the Python daemon tests (archetype 'hero', emotions neutral and happy).
+    execFileSync(PYTHON, ['-c', "import sys; sys.path.insert(1, 'tests'); from starter_pack import make_starter_pack; make_starter_pack(*sys.argv[1:])", pack, golden], {cwd: REPO, env: env(), stdio: 'pipe'});
     const args = ['-m', 'rmmv_gan.cli', 'serve', '--project', game, '--pack', pack, '--port', '0', '--token', TOKEN];
     if (watch) args.push('--watch');
     const proc = spawn(PYTHON, args, {cwd: REPO, env: env(), stdio: ['ignore', 'pipe', 'pipe']});

@@ -279,7 +279,10 @@ class Watcher:
             claimed = renamed
         if (self.responses_dir / f"{rid}.json").exists():
             log.info("request %s: already answered; not run again", rid)
-            self._finish(claimed, rid)
+            if (self.done_dir / f"{rid}.json").exists():  # a reused ID: done/ keeps the one that ran
+                claimed.unlink()
+            else:  # the last watcher died between the response and the move
+                self._finish(claimed, rid)
             return
         if id_error is not None:
             self._respond(rid, "failed", None, id_error)

@@ -274,6 +274,7 @@ def test_a_request_with_a_response_is_not_run_again(start_watcher, game, dirs, q
     drop(dirs, "after", {"seed": 33, "steps": 1})
     responses(dirs, ["after"])
     assert (dirs["responses"] / "old.json").read_text() == answer
+    assert json.loads((dirs["done"] / "old.json").read_text())["seed"] == 31  # done/ keeps the first
     assert img_files(game) == ["img/characters/$default_33.png", "img/faces/default_33.png"]
     assert listing(dirs["processing"]) == [] and listing(dirs["requests"]) == []
 

@@ -13,7 +13,6 @@ import threading
 import time
 
 import pytest
-import torch
 from PIL import Image
 
 from rmmv_gan.game import GameFolder
@@ -21,16 +20,7 @@ from rmmv_gan.pipeline import make_character
 from rmmv_gan.server import JobQueue, ServerConfig, create_app
 from rmmv_gan.watcher import Watcher, WatcherBusy, sanitized_id, watch
 
-TOKEN = "test-token-123456"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The pipeline is tiny here; torch's thread pool fighting other processes costs 20x.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from test_server import TOKEN, img_files, one_thread  # noqa: F401 - one_thread: autouse, one torch thread
 
 
 @pytest.fixture
@@ -79,10 +69,6 @@ def responses(dirs, ids, timeout=60):
 
 def listing(folder):
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-
-
-def img_files(game):
-    return sorted(str(p.relative_to(game)) for d in ("img/characters", "img/faces") for p in (game / d).iterdir())
 
 
 def assert_complete_pngs(game):

@@ -54,6 +54,11 @@ class TrainConfig:
     steps: int = 10000  # total steps of both phases
     recon_steps: int = 4000  # phase 1 length (procedural data only)
     recon_weight: float = 1.0  # reconstruction loss weight kept during phase 2
+    # The mapping network's learning rate is 0.01x the rest (StyleGAN's lr_multiplier), which
+    # keeps the adversarial game stable but makes the supervised phase learn z -> traits (the
+    # renderer's thresholds and colour ramps) very slowly. During reconstruction its Adam
+    # learning rate is multiplied by this, i.e. it learns as fast as the synthesis network.
+    recon_mapping_lr: float = 100.0
     batch: int = 16
     preset: str = ""  # defaults to "sprite" or "portrait" by data
     z_dim: int = 0  # defaults to the renderer's vector length (procedural) or 64
@@ -223,7 +228,11 @@ class Trainer:
         self.D.train()
         # Lazy R1: the optimiser's betas and lr are adjusted for the interval, as in the paper.
         mb = cfg.r1_interval / (cfg.r1_interval + 1)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+        mapping = list(self.G.mapping.parameters())
+        ids = {id(p) for p in mapping}
+        rest = [p for p in self.G.parameters() if id(p) not in ids]
+        self.opt_G = torch.optim.Adam([{"params": rest}, {"params": mapping, "mapping": True}], lr=cfg.lr,
+                                      betas=(0.0, 0.99))
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr * mb, betas=(0.0, 0.99**mb))
         self.step = 0
         self.fixed_z = torch.randn(16, z_dim, generator=torch.Generator().manual_seed(123)).to(self.device)
@@ -251,7 +260,10 @@ class Trainer:
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.G_ema.load_state_dict(state["G_ema"])
-        self.opt_G.load_state_dict(state["opt_G"])
+        try:
+            self.opt_G.load_state_dict(state["opt_G"])
+        except ValueError:  # a checkpoint from before the mapping got its own parameter group
+            self.log("G optimiser state does not fit (older checkpoint): starting it afresh")
         self.opt_D.load_state_dict(state["opt_D"])
         self.step = int(state["step"])
         self.log(f"resumed at step {self.step}")
@@ -341,6 +353,9 @@ class Trainer:
         t0, n0 = time.perf_counter(), self.step
         while self.step < end:
             phase = "recon" if procedural and self.step < cfg.recon_steps else "gan"
+            for group in self.opt_G.param_groups:  # see TrainConfig.recon_mapping_lr
+                boost = cfg.recon_mapping_lr if group.get("mapping") and phase == "recon" else 1.0
+                group["lr"] = cfg.lr * boost
             stats = self.reconstruction_step() if phase == "recon" else self.adversarial_step()
             if not all(math.isfinite(v) for v in stats.values()):
                 raise FloatingPointError(f"step {self.step}: non-finite loss {stats}")

@@ -213,7 +213,7 @@ class Watcher:
             for path in self._listed(self.processing_dir):  # left by a watcher that died
                 if self._stopping.is_set():
                     return
-                self._answer_claimed(path, reclaimed=True)
+                self._answer_safely(path, reclaimed=True)
             while not self._stopping.is_set():
                 self._wake.clear()
                 for path in self._listed(self.requests_dir):
@@ -263,11 +263,14 @@ class Watcher:
         except OSError as exc:  # e.g. Windows: still open in the writer or a virus scanner
             log.debug("cannot claim %s yet: %s", path.name, exc)
             return
+        self._answer_safely(claimed, id_error=request_id_error(stem))
+
+    def _answer_safely(self, claimed: Path, **kw):
         try:
-            self._answer_claimed(claimed, id_error=request_id_error(stem))
+            self._answer_claimed(claimed, **kw)
         except Exception:  # noqa: BLE001 - one request never takes the watcher down
             log.exception("request %s: could not be answered; it stays in %s until the next start",
-                          rid, self.processing_dir)
+                          claimed.stem, self.processing_dir)
 
     def _answer_claimed(self, claimed: Path, reclaimed: bool = False, id_error: str | None = None):
         rid = claimed.name[: -len(".json")]

@@ -59,6 +59,11 @@ class TrainConfig:
     # renderer's thresholds and colour ramps) very slowly. During reconstruction its Adam
     # learning rate is multiplied by this, i.e. it learns as fast as the synthesis network.
     recon_mapping_lr: float = 100.0
+    # Supervised regression takes a larger step and momentum than the adversarial game (which
+    # needs lr 0.0025 and beta1 0): 400-step sprite trials reached held-out L1+edge 0.76 with
+    # these against 1.11 with the GAN settings.
+    recon_lr: float = 0.01
+    recon_beta1: float = 0.9
     batch: int = 16
     preset: str = ""  # defaults to "sprite" or "portrait" by data
     z_dim: int = 0  # defaults to the renderer's vector length (procedural) or 64
@@ -353,9 +358,11 @@ class Trainer:
         t0, n0 = time.perf_counter(), self.step
         while self.step < end:
             phase = "recon" if procedural and self.step < cfg.recon_steps else "gan"
-            for group in self.opt_G.param_groups:  # see TrainConfig.recon_mapping_lr
-                boost = cfg.recon_mapping_lr if group.get("mapping") and phase == "recon" else 1.0
-                group["lr"] = cfg.lr * boost
+            for group in self.opt_G.param_groups:  # see TrainConfig.recon_*
+                recon = phase == "recon"
+                group["lr"] = (cfg.recon_lr if recon else cfg.lr) * (
+                    cfg.recon_mapping_lr if recon and group.get("mapping") else 1.0)
+                group["betas"] = (cfg.recon_beta1 if recon else 0.0, 0.99)
             stats = self.reconstruction_step() if phase == "recon" else self.adversarial_step()
             if not all(math.isfinite(v) for v in stats.values()):
                 raise FloatingPointError(f"step {self.step}: non-finite loss {stats}")

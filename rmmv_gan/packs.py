@@ -111,6 +111,7 @@ class Pack:
     projection_wplus: bool
     projection_noise: bool
     default_archetype: str
+    projection_psi: float = 1.0
     raw: dict = field(repr=False, default_factory=dict)
 
     def model_path(self, model: str) -> Path:
@@ -256,6 +257,9 @@ def parse_manifest(root: Path, data: dict) -> Pack:
     loss = _get(proj, "loss", "projection", str, "pixel")
     if loss not in LOSSES:
         _fail("projection.loss", f"unknown loss {loss!r} (one of {', '.join(LOSSES)})")
+    psi = _get(proj, "psi", "projection", float, 1.0)
+    if not 0 <= psi <= 1:
+        _fail("projection.psi", f"{psi!r} is outside [0, 1]")
     default = _get(data, "default_archetype", "", str, next(iter(archetypes)))
     if default not in archetypes:
         _fail("default_archetype", f"unknown archetype {default!r} (archetypes: {', '.join(archetypes)})")
@@ -266,7 +270,8 @@ def parse_manifest(root: Path, data: dict) -> Pack:
                 face_size=_get(fd, "face_size", "face", int, 144), archetypes=archetypes, emotions=emotions,
                 projection_steps=steps, projection_loss=loss,
                 projection_wplus=_get(proj, "wplus", "projection", bool, False),
-                projection_noise=_get(proj, "noise", "projection", bool, True), default_archetype=default, raw=data)
+                projection_noise=_get(proj, "noise", "projection", bool, True), default_archetype=default,
+                projection_psi=float(psi), raw=data)
 
 
 def load_pack(root) -> Pack:

@@ -26,7 +26,7 @@ import torch
 
 from . import __version__
 from .game import AssetNameError, safe_asset_name
-from .latent import MAX_SEED, mix, to_uint8, z_from_seeds
+from .latent import MAX_SEED, mix, to_uint8, truncate, z_from_seeds
 from .packs import OpenPack, PackError
 from .projector import ProjectionCancelled, ProjectionSettings, project
 from .sheets import clean_sheet, face_sheet, head_crop, idle_frame, native_to_character_sheet
@@ -166,6 +166,10 @@ def make_characters(opened: OpenPack, requests, progress: Callable | None = None
                                 cancel=cancel).ws[0]
         except ProjectionCancelled as exc:  # callers catch one Cancelled, whichever step stopped
             raise Cancelled(str(exc)) from None
+        # A crop unlike the face model's images can pull w off the model's manifold (speckled
+        # faces); the pack may pull it back toward the average face.
+        if pack.projection_psi != 1:
+            projected = truncate(projected[None], G_f.mapping.w_avg, pack.projection_psi)[0]
         face_w = _mixed(projected, opened.presets, "face", arch.face)
         timings[i]["projection"] = time.perf_counter() - t
 

@@ -72,6 +72,8 @@ def test_presets_resolve_and_mix_layers_by_group_name(pack_copy):
     (lambda m: m.update(emotions=[{"name": "a"}, {"name": "a"}]), "emotions[1].name"),
     (lambda m: m["projection"].update(steps=0), "projection.steps"),
     (lambda m: m["projection"].update(loss="lpips"), "projection.loss"),
+    (lambda m: m["projection"].update(psi=1.5), "projection.psi"),
+    (lambda m: m["projection"].update(psi="0.7"), "projection.psi"),
     (lambda m: m.update(default_archetype="villain"), "default_archetype"),
     (lambda m: m["sprite"]["layout"].update(colums=3), "sprite.layout"),
     (lambda m: m.pop("face"), "face"),

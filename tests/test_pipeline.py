@@ -10,6 +10,7 @@ from PIL import Image
 
 from rmmv_gan.cli import main
 from rmmv_gan.latent import mix
+from rmmv_gan.packs import open_pack
 from rmmv_gan.pipeline import CharacterRequest, Cancelled, RequestError, make_character, make_characters
 
 
@@ -30,6 +31,19 @@ def test_archetype_and_emotion_layers_are_mixed_in(opened):
     assert np.allclose(c.face_w[[0, 2]], hero_f[[0, 2]])
     assert np.allclose(c.emotion_ws[0], c.face_w)  # neutral is the identity
     assert np.allclose(c.emotion_ws[1], mix(c.face_w, opened.presets[("face", "smile")], [6]))
+
+
+def test_projection_psi_pulls_the_projected_face_toward_the_average(pack_dir, tmp_path):
+    import dataclasses
+
+    plain = make_character(open_pack(pack_dir), CharacterRequest(archetype="hero", seed=5))
+    opened = open_pack(pack_dir)
+    opened.pack = dataclasses.replace(opened.pack, projection_psi=0.0)
+    pulled = make_character(opened, CharacterRequest(archetype="hero", seed=5))
+    w_avg = opened.face.mapping.w_avg
+    others = [i for i in range(opened.face.num_ws) if i not in (0, 2)]  # not the archetype's layers
+    assert np.allclose(pulled.face_w[others], w_avg) and not np.allclose(plain.face_w[others], w_avg)
+    assert np.allclose(pulled.face_w[[0, 2]], plain.face_w[[0, 2]])  # the archetype's layers still mixed in
 
 
 def test_the_face_cells_follow_the_emotions(opened):

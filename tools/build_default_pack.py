@@ -116,7 +116,7 @@ def main():
         },
         "emotions": [{"name": "neutral"}] + [
             {"name": e, "preset": e, "layers": "expression"} for e in procedural.EXPRESSIONS[1:]],
-        "projection": {"steps": 200, "loss": "pixel", "wplus": False, "noise": False},
+        "projection": {"steps": 200, "loss": "pixel", "wplus": False, "noise": False, "psi": 0.6},
         "default_archetype": "heroine",
     }
     (out / "pack.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -21,7 +21,7 @@ from PIL import Image
 from rmmv_gan.latent import generate_images
 from rmmv_gan.packs import open_pack
 from rmmv_gan.pipeline import CharacterRequest, make_characters
-from rmmv_gan.sheets import contact_sheet
+from rmmv_gan.sheets import contact_sheet, resize
 
 GREY = (96, 96, 96, 255)
 
@@ -56,7 +56,7 @@ def main():
     rows = []
     for psi in (0.4, 1.0):
         for _, img in generate_images(opened.sprite, list(range(8)), psi=psi):
-            rows.append(np.repeat(np.repeat(img, 3, 0), 3, 1))  # 3x, as in the game
+            rows.append(resize(img, img.shape[1] * 3, img.shape[0] * 3))  # 3x, as in the game
     Image.fromarray(contact_sheet(rows, columns=8, pad=4, background=(40, 40, 40, 255))).save(args.out / "pack_psi.png")
     print(f"wrote {args.out} in {time.perf_counter() - t0:.0f} s")
 

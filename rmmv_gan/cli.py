@@ -432,9 +432,12 @@ def export(project, out_dir, pack_dir, archetype, psi, seed, count, name, steps,
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUTDIR/checkpoint.pt.")
 @click.option("--from-network", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Fine-tune: start from this rmmv-gan model (same preset).")
+@click.option("--expression-layers", default="", metavar="I,J,...",
+              help="Portraits: w layers that alone carry the expression (supervised mixing; "
+                   "docs/default-pack.md). Default: none.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network, seed, device):
+def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network, expression_layers, seed, device):
     """Train a StyleGAN2 on procedural characters or on your own character sheets.
 
     Writes a checkpoint regularly (resume by running the same command again), sample grids,
@@ -446,6 +449,10 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
         raise UserError("--steps and --batch must be at least 1")
     if data not in ("sprites", "portraits") and not Path(data).is_dir():
         raise UserError(f"--data {data!r}: use sprites, portraits, or a folder of character sheets")
+    try:
+        layers = [int(i) for i in expression_layers.split(",") if i.strip()]
+    except ValueError:
+        raise UserError(f"--expression-layers {expression_layers!r}: give layer numbers like 2,3,4") from None
     _device(device)
     outdir.mkdir(parents=True, exist_ok=True)
     log_file = (outdir / "train.log").open("a", encoding="utf-8")
@@ -457,7 +464,7 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
 
     try:
         cfg = TrainConfig(data=data, outdir=str(outdir), steps=steps, recon_steps=recon_steps, batch=batch,
-                          preset=preset or "", seed=seed, device=device)
+                          preset=preset or "", seed=seed, device=device, expression_layers=layers)
         trainer = Trainer(cfg, log=log)
     except ValueError as exc:
         raise UserError(str(exc)) from None

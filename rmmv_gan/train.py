@@ -71,6 +71,18 @@ class TrainConfig:
     r1_gamma: float = 0.1
     r1_interval: int = 16
     style_mixing: float = 0.9
+    # Portraits: the w layers that alone decide the expression. At these layers the generator
+    # gets one learned w per expression (the trainer's `expression_ws`, not the mapping's
+    # output); the other layers get the mapping of z and must not carry the expression. Each
+    # batch holds pairs: the same face with two expressions. Beside the reconstruction of both,
+    # the pair's difference is matched to the renderer's (squared error, weighted by
+    # `expression_weight`): an expression changes a few dozen pixels, too few for a plain L1 to
+    # notice, and an L1 on the difference is smallest at no difference at all until the change
+    # is drawn in exactly the right pixels (the first default pack drew one expression for
+    # every z, and plain style mixing left identity in every layer). Emotion presets are then found by projection, and "mix an emotion preset into
+    # these layers" changes the expression and nothing else.
+    expression_layers: list = field(default_factory=list)
+    expression_weight: float = 10.0
     ema_kimg: float = 2.0  # half-life of the EMA, in thousands of images
     seed: int = 0
     log_every: int = 50
@@ -113,9 +125,24 @@ class ProceduralData:
 
     def batch(self, n, device):
         z = self.rng.randn(n, self.dim).astype(np.float32)
+        return torch.from_numpy(z).to(device), self._draw(z, device)
+
+    def expression_pairs(self, n, device):
+        """(z, ea, eb, a, b): faces z drawn with expressions ea (a) and eb (b), both indices."""
+        if self.kind != "portrait":
+            raise ValueError("expression pairs need portraits")
+        z = self.rng.randn(n, self.dim).astype(np.float32)
+        e = self.procedural.PORTRAIT_DIM  # the expression component (see portrait_controls)
+        drawn = z.copy()
+        drawn[:, e] = self.rng.randn(n)
+        ea = [portrait_controls(v[e:])[0] for v in z]
+        eb = [portrait_controls(v[e:])[0] for v in drawn]
+        t = lambda a: torch.as_tensor(a).to(device)  # noqa: E731
+        return t(z), t(ea), t(eb), self._draw(z, device), self._draw(drawn, device)
+
+    def _draw(self, z, device):
         imgs = np.stack([self.render(v) for v in z])
-        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
-        return torch.from_numpy(z).to(device), x.to(device)
+        return (torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1).to(device)
 
 
 def portrait_controls(extra: np.ndarray) -> tuple[int, float]:
@@ -224,6 +251,17 @@ class Trainer:
         self.G_ema = new_network("G", "stylegan2", z_dim=z_dim, c_dim=0, w_dim=preset["w_dim"],
                                  mapping_kwargs=dict(num_layers=preset["mapping_layers"]), conv_clamp=None, **common)
         self.G_ema.load_state_dict(self.G.state_dict())
+        if cfg.expression_layers:
+            num_ws = self.G.num_ws
+            if cfg.data != "portraits":
+                raise ValueError("expression layers need the portrait renderer (--data portraits)")
+            if not all(isinstance(i, int) and 0 <= i < num_ws for i in cfg.expression_layers):
+                raise ValueError(f"expression layers must lie in 0..{num_ws - 1}, got {cfg.expression_layers}")
+        # One learned w per expression (see TrainConfig.expression_layers), starting near the
+        # average w once the mapping has one (set on the first reconstruction step).
+        n_expr = 8 if cfg.expression_layers else 0
+        self._expression_offsets = 0.1 * torch.randn(n_expr, preset["w_dim"], generator=self.gen).to(self.device)
+        self.expression_ws = torch.nn.Parameter(self._expression_offsets.clone())
         for net in (self.G, self.D, self.G_ema):
             net.to(self.device)
         for net in (self.G, self.G_ema):
@@ -236,8 +274,8 @@ class Trainer:
         mapping = list(self.G.mapping.parameters())
         ids = {id(p) for p in mapping}
         rest = [p for p in self.G.parameters() if id(p) not in ids]
-        self.opt_G = torch.optim.Adam([{"params": rest}, {"params": mapping, "mapping": True}], lr=cfg.lr,
-                                      betas=(0.0, 0.99))
+        self.opt_G = torch.optim.Adam([{"params": rest}, {"params": mapping, "mapping": True},
+                                       {"params": [self.expression_ws]}], lr=cfg.lr, betas=(0.0, 0.99))
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr * mb, betas=(0.0, 0.99**mb))
         self.step = 0
         self.fixed_z = torch.randn(16, z_dim, generator=torch.Generator().manual_seed(123)).to(self.device)
@@ -253,6 +291,7 @@ class Trainer:
     def save_checkpoint(self):
         state = {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
                  "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "step": self.step,
+                 "expression_ws": self.expression_ws.detach(),
                  "config": json.dumps(asdict(self.cfg))}
         tmp = self.checkpoint_path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -265,6 +304,11 @@ class Trainer:
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.G_ema.load_state_dict(state["G_ema"])
+        with torch.no_grad():
+            if "expression_ws" in state and state["expression_ws"].shape == self.expression_ws.shape:
+                self.expression_ws.copy_(state["expression_ws"])
+            else:  # a run that did not learn them yet: start at its average w
+                self.expression_ws.copy_(self.G.mapping.w_avg + self._expression_offsets)
         try:
             self.opt_G.load_state_dict(state["opt_G"])
         except ValueError:  # a checkpoint from before the mapping got its own parameter group
@@ -291,10 +335,39 @@ class Trainer:
             for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
                 b_ema.copy_(b)
 
+    def with_expressions(self, ws, expressions):
+        """ws [N, num_ws, w_dim] with the learned w of each sample's expression at the expression layers."""
+        ws = ws.clone()
+        ws[:, self.cfg.expression_layers] = self.expression_ws[expressions][:, None, :]
+        return ws
+
+    def expressions_of(self, z):
+        """The expression index each portrait z draws (see portrait_controls)."""
+        e = self.data.procedural.PORTRAIT_DIM
+        return torch.tensor([portrait_controls(v[e:])[0] for v in z.cpu().numpy()], device=z.device)
+
+    def _styles(self, G, z, mixing=0.0, psi=1.0):
+        """ws for z: style-mixed with probability `mixing`, learned expressions where configured."""
+        ws = style_mixed_ws(G, z, mixing, self.gen) if psi == 1.0 else G.mapping(z, None, truncation_psi=psi)
+        return self.with_expressions(ws, self.expressions_of(z)) if self.cfg.expression_layers else ws
+
+    def _reconstruction_loss(self, v=None, real=None, update_emas=False):
+        """The reconstruction loss of a batch (drawn here unless given), expression pairs where configured."""
+        cfg = self.cfg
+        if not cfg.expression_layers:
+            if v is None:
+                v, real = self.data.batch(cfg.batch, self.device)
+            return reconstruction_loss(self.G(v, None, update_emas=update_emas, noise_mode="random"), real)
+        z, ea, eb, a, b = self.data.expression_pairs(max(cfg.batch // 2, 1), self.device)
+        ws = self.G.mapping(z, None, update_emas=update_emas)  # [N, num_ws, w_dim]
+        ws = torch.cat([self.with_expressions(ws, ea), self.with_expressions(ws, eb)])
+        # One noise for both halves: their difference should be the expression alone.
+        fake_a, fake_b = self.G.synthesis(ws, noise_mode="const").chunk(2)
+        return (reconstruction_loss(torch.cat([fake_a, fake_b]), torch.cat([a, b]))
+                + cfg.expression_weight * F.mse_loss(fake_b - fake_a, b - a))
+
     def reconstruction_step(self):
-        v, real = self.data.batch(self.cfg.batch, self.device)
-        fake = self.G(v, None, update_emas=True, noise_mode="random")
-        loss = reconstruction_loss(fake, real)
+        loss = self._reconstruction_loss(update_emas=True)
         self.opt_G.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_G.step()
@@ -306,12 +379,11 @@ class Trainer:
         z = v if v is not None else torch.randn(cfg.batch, self.G.z_dim, generator=self.gen).to(self.device)
         # G: fool D (style mixing regularisation), stay near the renderer where there is one.
         self.D.requires_grad_(False)
-        ws = style_mixed_ws(self.G, z, cfg.style_mixing, self.gen)
-        fake = self.G.synthesis(ws, noise_mode="random")
+        fake = self.G.synthesis(self._styles(self.G, z, cfg.style_mixing), noise_mode="random")
         loss_g = F.softplus(-self.D(fake, None)).mean()
         stats["g"] = loss_g.detach().item()
         if v is not None and cfg.recon_weight > 0:
-            recon = reconstruction_loss(self.G(v, None, noise_mode="random"), real)
+            recon = self._reconstruction_loss(v, real)
             loss_g = loss_g + cfg.recon_weight * recon
             stats["recon"] = recon.detach().item()
         self.opt_G.zero_grad(set_to_none=True)
@@ -320,7 +392,7 @@ class Trainer:
         self.D.requires_grad_(True)
         # D: real vs fake; R1 on reals every r1_interval steps, scaled by the interval.
         with torch.no_grad():
-            fake = self.G.synthesis(style_mixed_ws(self.G, z, cfg.style_mixing, self.gen), noise_mode="random")
+            fake = self.G.synthesis(self._styles(self.G, z, cfg.style_mixing), noise_mode="random")
         loss_d = F.softplus(self.D(fake, None)).mean() + F.softplus(-self.D(real, None)).mean()
         stats["d"] = loss_d.detach().item()
         if self.step % cfg.r1_interval == 0 and cfg.r1_gamma > 0:
@@ -340,7 +412,7 @@ class Trainer:
         from .sheets import contact_sheet
 
         with torch.no_grad():
-            img = self.G_ema(self.fixed_z, None, truncation_psi=0.7, noise_mode="const")
+            img = self.G_ema.synthesis(self._styles(self.G_ema, self.fixed_z, psi=0.7), noise_mode="const")
         imgs = (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
         scale = 2
         imgs = [np.repeat(np.repeat(i, scale, 0), scale, 1) for i in imgs]

@@ -101,3 +101,57 @@ def test_procedural_batches_pair_z_with_its_drawing(tmp_path):
 def test_procedural_data_needs_the_matching_canvas(tmp_path):
     with pytest.raises(ValueError, match="renderer draws 48 x 64"):
         Trainer(TrainConfig(data="sprites", outdir=str(tmp_path), preset="tiny"), log=lambda s: None)
+
+
+def test_expression_pairs_are_one_face_with_two_expressions():
+    from rmmv_gan.procedural import EXPRESSIONS, PORTRAIT_DIM, portrait_from_vector
+    from rmmv_gan.train import ProceduralData, portrait_controls
+
+    data = ProceduralData("portraits", seed=1)
+    z, ea, eb, a, b = data.expression_pairs(2, "cpu")
+    for i in range(2):
+        v = z[i].numpy()
+        assert ea[i] == portrait_controls(v[PORTRAIT_DIM:])[0]
+        turn = portrait_controls(v[PORTRAIT_DIM:])[1]
+        for img, e in ((a[i], ea[i]), (b[i], eb[i])):
+            drawn = portrait_from_vector(v[:PORTRAIT_DIM], EXPRESSIONS[int(e)], turn)
+            assert torch.equal(img, torch.from_numpy(drawn).permute(2, 0, 1).float() / 127.5 - 1)
+
+
+def portraits(out, **kw):
+    return TrainConfig(data="portraits", outdir=str(out), batch=2, log_every=1000, sample_every=1000,
+                       checkpoint_every=1000, **kw)
+
+
+def test_expression_layers_train_with_finite_losses(tmp_path):
+    tr = Trainer(portraits(tmp_path / "run", steps=3, recon_steps=2, expression_layers=[2, 3, 4]), log=lambda s: None)
+    before = {k: v.clone() for k, v in tr.G_ema.state_dict().items()}
+    learned = tr.expression_ws.detach().clone()
+    history = tr.run()  # two reconstruction steps, one adversarial
+    assert tr.expression_ws.shape == (8, tr.G.w_dim) and not torch.equal(learned, tr.expression_ws)
+    assert [("g" in h) for h in history] == [False, False, True]
+    assert all(np.isfinite(v) for h in history for v in h.values())
+    assert any(not torch.equal(before[k], v) for k, v in tr.G_ema.state_dict().items())
+
+
+def test_learned_expressions_survive_a_resume(tmp_path):
+    cfg = portraits(tmp_path / "run", steps=2, recon_steps=2, expression_layers=[2, 3, 4])
+    tr = Trainer(cfg, log=lambda s: None)
+    tr.run()
+    again = Trainer(cfg, log=lambda s: None)
+    assert again.resume() and torch.equal(again.expression_ws, tr.expression_ws)
+
+
+@pytest.mark.parametrize("data, layers, message", [
+    ("portraits", [8], r"lie in 0\.\.7"),
+    ("sprites", [2], "portrait renderer"),
+])
+def test_expression_layers_are_checked(tmp_path, data, layers, message):
+    with pytest.raises(ValueError, match=message):
+        Trainer(TrainConfig(data=data, outdir=str(tmp_path), expression_layers=layers), log=lambda s: None)
+
+
+def test_cli_refuses_expression_layers_that_are_not_numbers(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--data", "portraits", "--outdir", str(tmp_path / "x"),
+                                       "--expression-layers", "two"])
+    assert result.exit_code == 1 and "--expression-layers" in result.output

@@ -9,7 +9,8 @@ rmmv_gan/packs/default comes from this script (see docs/default-pack.md).
    draws a character from a chosen latent vector (a sprite sheet and the portrait of the same
    character, since components 0-20 mean the same in both renderers), and each drawing is
    projected into its model.
-3. Emotion presets: the same (median) person drawn with each expression and projected.
+3. Emotion presets: the same (median) person drawn with each expression and projected; the
+   face model is trained so that its expression layers carry the expression alone.
 4. The manifest, with the layer groups; and probe grids of both models for the docs.
 """
 
@@ -95,10 +96,13 @@ def main():
         save_w(out / "presets" / "face" / f"{name}.npy", project(G_f, face_target, settings).ws[0])
         print(f"archetype {name}: presets projected ({time.perf_counter() - t0:.0f} s)")
 
+    # In W+: the face model's expression layers take their own w (TrainConfig.expression_layers),
+    # which a single w for all layers cannot give.
     base = np.zeros(procedural.PORTRAIT_DIM, np.float32)
-    for expression in procedural.EXPRESSIONS[1:]:
+    per_layer = ProjectionSettings(steps=args.steps, loss="pixel", wplus=True, optimize_noise=False)
+    for expression in procedural.EXPRESSIONS:
         target = to_target(procedural.portrait_from_vector(base, expression))
-        save_w(out / "presets" / "face" / f"{expression}.npy", project(G_f, target, settings).ws[0])
+        save_w(out / "presets" / "face" / f"{expression}.npy", project(G_f, target, per_layer).ws[0])
         print(f"emotion {expression}: preset projected ({time.perf_counter() - t0:.0f} s)")
 
     manifest = {
@@ -114,8 +118,8 @@ def main():
                    "face": {"preset": name, "layers": "pose"}}
             for name in ARCHETYPES
         },
-        "emotions": [{"name": "neutral"}] + [
-            {"name": e, "preset": e, "layers": "expression"} for e in procedural.EXPRESSIONS[1:]],
+        # Neutral is a mix too: the projected head may wear any expression.
+        "emotions": [{"name": e, "preset": e, "layers": "expression"} for e in procedural.EXPRESSIONS],
         "projection": {"steps": 200, "loss": "pixel", "wplus": False, "noise": False, "psi": 0.6},
         "default_archetype": "heroine",
     }

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rmmv_gan.models import new_network
-from rmmv_gan.nets.ops import FilteredLReLUPlan, filtered_lrelu_ref
+from rmmv_gan.nets.ops import FilteredLReLUPlan, conv3x3_winograd, filtered_lrelu_ref
 from rmmv_gan.nets.stylegan3 import design_lowpass_filter
 
 
@@ -58,6 +58,21 @@ def test_stylegan3_fast_path_matches_reference_ops(config):
     fast, ref = run_both_impls(G, ws)
     assert fast.shape == (3, kwargs["img_channels"], config["img_resolution"], config["img_resolution"])
     assert max_rel_error(fast, ref) < 1e-4
+
+
+@pytest.mark.parametrize("n, c, o, h, w, padding, tile_elements", [
+    (1, 8, 5, 17, 13, 2, 1 << 22),  # StyleGAN3's full padding, sizes not a multiple of the tile
+    (2, 3, 4, 6, 9, 1, 1 << 22),
+    (1, 16, 16, 23, 23, 0, 2000),  # tile rows in several slices
+    (1, 4, 4, 3, 3, 0, 1 << 22),  # a single output pixel
+])
+def test_winograd_convolution_matches_the_direct_one(n, c, o, h, w, padding, tile_elements):
+    torch.manual_seed(0)
+    x, weight = torch.randn(n, c, h, w), torch.randn(o, c, 3, 3)
+    direct = torch.nn.functional.conv2d(x, weight, padding=padding)
+    fast = conv3x3_winograd(x, weight, padding=padding, tile_elements=tile_elements)
+    assert fast.shape == direct.shape
+    assert max_rel_error(fast, direct) < 1e-5
 
 
 @pytest.mark.parametrize("up,down,taps,radial", [(2, 2, 12, False), (4, 2, 24, False), (2, 2, 12, True),

@@ -137,3 +137,13 @@ def test_noise_modes_differ_as_expected():
     assert torch.equal(const1, const2)
     assert not torch.equal(rand1, rand2)
     assert not torch.equal(none, const1)
+
+
+def test_stylegan3_gradients_flow_through_the_fast_path():
+    """Projection differentiates the synthesis: the CPU fast path must stay differentiable."""
+    torch.manual_seed(0)
+    G = new_network("G", "stylegan3", z_dim=32, c_dim=0, w_dim=32, img_resolution=16, img_channels=3,
+                    channel_base=1024, channel_max=64).eval()
+    ws = G.mapping(torch.randn(1, 32), None).detach().requires_grad_(True)
+    G.synthesis(ws, noise_mode="const").square().mean().backward()
+    assert ws.grad is not None and torch.isfinite(ws.grad).all() and ws.grad.abs().sum() > 0

@@ -45,8 +45,11 @@ ARCHETYPES = {
 
 PACK_LAYERS = {
     # Chosen from the probe grids (docs/images/probe_*.png); see docs/default-pack.md.
-    "sprite": {"shape": [0, 1, 2, 3], "outfit": [4, 5, 6], "colours": [7, 8, 9]},
-    "face": {"pose": [0, 1], "expression": [2, 3, 4], "colours": [5, 6, 7]},
+    # Mixing layers 7-9 carries a palette over cleanly; a middle band (4-6) hardly shows and
+    # 6-8 gives mottled cloth, since style mixing only ever trained suffixes of the layers.
+    "sprite": {"shape": [0, 1, 2, 3], "detail": [4, 5, 6], "colours": [7, 8, 9]},
+    # Expression: the layers the face model was trained to take the expression from alone.
+    "face": {"shape": [0], "look": [1], "expression": [2, 3, 4], "colours": [5, 6, 7]},
 }
 
 
@@ -112,10 +115,11 @@ def main():
                    "layout": {"frame_w": procedural.FRAME, "frame_h": procedural.FRAME},
                    "layer_groups": PACK_LAYERS["sprite"]},
         "face": {"file": "face.safetensors", "face_size": 144, "background": [255, 255, 255],
-                 "head_box": [1, 0, 14, 14], "layer_groups": PACK_LAYERS["face"]},
+                 # Hair top to shoulders of the 16-px frame: the part a portrait shows.
+                 "head_box": [2, 0, 12, 12], "layer_groups": PACK_LAYERS["face"]},
         "archetypes": {
-            name: {"psi": 0.6, "sprite": {"preset": name, "layers": "outfit"},
-                   "face": {"preset": name, "layers": "pose"}}
+            name: {"psi": 0.6, "sprite": {"preset": name, "layers": "colours"},
+                   "face": {"preset": name, "layers": "look"}}
             for name in ARCHETYPES
         },
         # Neutral is a mix too: the projected head may wear any expression.

@@ -3,8 +3,9 @@
     python tools/pack_samples.py --pack rmmv_gan/packs/default --out docs/images
 
 writes
-- `pack_walk_sheets.png`: 16 characters (seeds 0-15, psi 0.7) made by the whole pipeline, as
-  the `$` walk sheets that land in img/characters (transparent background shown grey);
+- `pack_walk_sheets.png`: 16 characters (seeds 0-15, psi 0.7, the pack's archetypes in turn:
+  seed s gets archetype s mod 4) made by the whole pipeline, as the `$` walk sheets that land
+  in img/characters (transparent background shown grey);
 - `pack_face_sheets.png`: the same 16 characters' face sheets (eight emotions each);
 - `pack_psi.png`: the sprite model's raw sheets for seeds 0-7 at psi 0.4 (top) and 1.0 (bottom).
 """
@@ -43,7 +44,9 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     opened = open_pack(args.pack)
-    requests = [CharacterRequest(seed=s, psi=args.psi, name=f"sample{s}") for s in range(args.count)]
+    archetypes = list(opened.pack.archetypes)
+    requests = [CharacterRequest(archetype=archetypes[s % len(archetypes)], seed=s, psi=args.psi, name=f"sample{s}")
+                for s in range(args.count)]
     chars = make_characters(opened, requests)
     print(f"{len(chars)} characters in {time.perf_counter() - t0:.0f} s")
     walk = contact_sheet([on_grey(c.walk_sheet) for c in chars], columns=8, pad=4, background=(40, 40, 40, 255))

@@ -458,10 +458,12 @@ def interrupt_when(path, times=1):
     """Press Ctrl+C (a KeyboardInterrupt in the main thread, as the terminal's SIGINT gives) once
     `path` exists, `times` times half a second apart."""
     def press():
-        wait_for(path)
-        for i in range(times):
-            time.sleep(0.5 if i else 0.1)
-            _thread.interrupt_main()
+        try:
+            wait_for(path)
+        finally:  # never leave the watcher running forever: the test's asserts will tell
+            for i in range(times):
+                time.sleep(0.5 if i else 0.1)
+                _thread.interrupt_main()
 
     t = threading.Thread(target=press, daemon=True)
     t.start()
@@ -469,7 +471,8 @@ def interrupt_when(path, times=1):
 
 
 def test_ctrl_c_finishes_the_running_request_then_stops(game, opened, dirs):
-    drop(dirs, "first", {"seed": 1, "steps": 3})
+    # Long enough (seconds) to be seen in processing/ and to outlast the 0.1 s before the press.
+    drop(dirs, "first", {"seed": 1, "steps": 20})
     drop(dirs, "second", {"seed": 2, "steps": 1})
     said = []
     presser = interrupt_when(dirs["processing"] / "first.json")

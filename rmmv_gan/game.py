@@ -202,12 +202,13 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None],
-                 overwrite: bool = False) -> Path:
+                 overwrite: bool = False, mode: int | None = None) -> Path:
     """Call `write(f)` on a temporary file beside `path`, then put it in place in one step.
 
     overwrite=False raises AssetExistsError if `path` exists (also when it appears while
     writing: the final step is a hard link, which never replaces). Any exception removes the
-    temporary file and leaves `path` as it was.
+    temporary file and leaves `path` as it was. `mode` sets the file's permission bits
+    (default: those of the file it replaces, or 0644).
     """
     path = Path(path)
     folder = path.parent
@@ -223,10 +224,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None],
             os.fsync(f.fileno())
         # mkstemp makes the file private (0600); an asset should be as readable as the old one
         # or as a normal new file, or a web server may not serve it.
-        try:
-            mode = path.stat().st_mode & 0o777
-        except OSError:
-            mode = 0o644
+        if mode is None:
+            try:
+                mode = path.stat().st_mode & 0o777
+            except OSError:
+                mode = 0o644
         os.chmod(tmp, mode)
         if overwrite:
             os.replace(tmp, path)
@@ -258,9 +260,10 @@ def _place_new(tmp: str, path: Path) -> None:
     os.unlink(tmp)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = False,
+                       mode: int | None = None) -> Path:
     """Write `data` to `path` atomically (see `atomic_write`)."""
-    return atomic_write(path, lambda f: f.write(data), overwrite)
+    return atomic_write(path, lambda f: f.write(data), overwrite, mode)
 
 
 def _image(array: np.ndarray) -> Image.Image:

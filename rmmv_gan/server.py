@@ -83,16 +83,10 @@ def allowed_hosts(host: str, port: int) -> set:
 def write_server_json(folder: GameFolder, url: str, token: str) -> Path:
     """GAME/rmmv_gan/server.json {url, token}, atomically, private to the user where the OS can."""
     path = folder.data_dir / "server.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:  # create it 0600 first: atomic_write keeps an existing file's mode
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
-    atomic_write_bytes(path, (json.dumps({"url": url, "token": token}, indent=2) + "\n").encode(), overwrite=True)
-    try:
-        os.chmod(path, 0o600)
-    except OSError:
-        pass
+    # Private from the first byte (the temporary file is 0600 and is renamed into place):
+    # a reader never sees it empty or half written.
+    atomic_write_bytes(path, (json.dumps({"url": url, "token": token}, indent=2) + "\n").encode(), overwrite=True,
+                       mode=0o600)
     return path
 
 

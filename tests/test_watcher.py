@@ -391,6 +391,20 @@ def test_watch_refuses_a_folder_that_is_not_a_game(tmp_path, pack_dir):
 
 # --------------------------------------------------------------------------- the command, killed and stopped
 
+def _sigint_default():
+    # A test run started in the background by a non-interactive shell inherits SIGINT ignored;
+    # the watcher under test must get Ctrl+C as a terminal would give it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def sigint_raises():
+    """Ctrl+C raises KeyboardInterrupt in this process for the test, whatever pytest inherited."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.fixture
 def run_watch(game, pack_dir, tmp_path):
     """Start `rmmv-gan watch GAME` as a process; returns (process, its stderr file)."""
@@ -401,7 +415,8 @@ def run_watch(game, pack_dir, tmp_path):
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         with log.open("wb") as f:
             proc = subprocess.Popen([sys.executable, "-m", "rmmv_gan.cli", "watch", str(game), "--pack",
-                                     str(pack_dir)], env=env, stdout=subprocess.DEVNULL, stderr=f)
+                                     str(pack_dir)], env=env, stdout=subprocess.DEVNULL, stderr=f,
+                                    preexec_fn=_sigint_default if os.name == "posix" else None)
         procs.append(proc)
         end = time.time() + 60
         while b"watching" not in log.read_bytes():
@@ -470,7 +485,7 @@ def interrupt_when(path, times=1):
     return t
 
 
-def test_ctrl_c_finishes_the_running_request_then_stops(game, opened, dirs):
+def test_ctrl_c_finishes_the_running_request_then_stops(game, opened, dirs, sigint_raises):
     # Long enough (seconds) to be seen in processing/ and to outlast the 0.1 s before the press.
     drop(dirs, "first", {"seed": 1, "steps": 20})
     drop(dirs, "second", {"seed": 2, "steps": 1})
@@ -483,7 +498,7 @@ def test_ctrl_c_finishes_the_running_request_then_stops(game, opened, dirs):
     assert said[-1] == "stopping after the running request (Ctrl+C again cancels it)"
 
 
-def test_a_second_ctrl_c_cancels_the_running_request_cleanly(game, opened, dirs):
+def test_a_second_ctrl_c_cancels_the_running_request_cleanly(game, opened, dirs, sigint_raises):
     drop(dirs, "long", {"seed": 1, "steps": 5000, "name": "Long"})
     said = []
     presser = interrupt_when(dirs["processing"] / "long.json", times=2)

@@ -79,8 +79,9 @@ class TrainConfig:
     # `expression_weight`): an expression changes a few dozen pixels, too few for a plain L1 to
     # notice, and an L1 on the difference is smallest at no difference at all until the change
     # is drawn in exactly the right pixels (the first default pack drew one expression for
-    # every z, and plain style mixing left identity in every layer). Emotion presets are then found by projection, and "mix an emotion preset into
-    # these layers" changes the expression and nothing else.
+    # every z, and plain style mixing left identity in every layer). Emotion presets are then
+    # found by projection, and "mix an emotion preset into these layers" changes the
+    # expression and nothing else.
     expression_layers: list = field(default_factory=list)
     expression_weight: float = 10.0
     ema_kimg: float = 2.0  # half-life of the EMA, in thousands of images
@@ -257,8 +258,8 @@ class Trainer:
                 raise ValueError("expression layers need the portrait renderer (--data portraits)")
             if not all(isinstance(i, int) and 0 <= i < num_ws for i in cfg.expression_layers):
                 raise ValueError(f"expression layers must lie in 0..{num_ws - 1}, got {cfg.expression_layers}")
-        # One learned w per expression (see TrainConfig.expression_layers), starting near the
-        # average w once the mapping has one (set on the first reconstruction step).
+        # One learned w per expression (see TrainConfig.expression_layers): small offsets from
+        # zero for a new network, from its average w when a run without them is resumed.
         n_expr = 8 if cfg.expression_layers else 0
         self._expression_offsets = 0.1 * torch.randn(n_expr, preset["w_dim"], generator=self.gen).to(self.device)
         self.expression_ws = torch.nn.Parameter(self._expression_offsets.clone())

@@ -433,8 +433,8 @@ def export(project, out_dir, pack_dir, archetype, psi, seed, count, name, steps,
 @click.option("--from-network", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Fine-tune: start from this rmmv-gan model (same preset).")
 @click.option("--expression-layers", default="", metavar="I,J,...",
-              help="Portraits: w layers that alone carry the expression (supervised mixing; "
-                   "docs/default-pack.md). Default: none.")
+              help="Portraits: w layers that alone carry the expression, one learned w per "
+                   "expression there (docs/default-pack.md). Default: none.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network, expression_layers, seed, device):

@@ -248,8 +248,8 @@ def conv3x3_winograd(x, weight, padding=0, tile_elements=1 << 22):
     """F.conv2d(x, weight, padding=padding) for 3 x 3 kernels, stride 1, one group.
 
     Works in channels-last order (tiles x channels matrices multiply fastest that way) and
-    returns a channels-last tensor. Rounding differs from the direct convolution's (relative
-    error about 1e-6 of the output's range). Tile rows go in slices of about `tile_elements`
+    returns a channels-last tensor. Rounding differs from the direct convolution's (error about
+    1e-5 of the output's range). Tile rows go in slices of about `tile_elements`
     transformed values, so that the working set stays in cache.
     """
     m, a = _WINO_M, _WINO_A

@@ -435,9 +435,14 @@ def export(project, out_dir, pack_dir, archetype, psi, seed, count, name, steps,
 @click.option("--expression-layers", default="", metavar="I,J,...",
               help="Portraits: w layers that alone carry the expression, one learned w per "
                    "expression there (docs/default-pack.md). Default: none.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--recon-lr", type=click.FloatRange(min=0, min_open=True, max=1), default=0.01, show_default=True,
+              help="Adam learning rate of the reconstruction phase (lower it to settle a model that has "
+                   "stopped improving).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the networks and the drawn data; give another to continue a run on new drawings.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network, expression_layers, seed, device):
+def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network, expression_layers, recon_lr, seed,
+          device):
     """Train a StyleGAN2 on procedural characters or on your own character sheets.
 
     Writes a checkpoint regularly (resume by running the same command again), sample grids,
@@ -464,7 +469,8 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
 
     try:
         cfg = TrainConfig(data=data, outdir=str(outdir), steps=steps, recon_steps=recon_steps, batch=batch,
-                          preset=preset or "", seed=seed, device=device, expression_layers=layers)
+                          preset=preset or "", seed=seed, device=device, expression_layers=layers,
+                          recon_lr=recon_lr)
         trainer = Trainer(cfg, log=log)
     except ValueError as exc:
         raise UserError(str(exc)) from None

@@ -1,0 +1,63 @@
+"""Start a face training run from a pack's face model (when the original run's checkpoint is gone).
+
+The pack holds G_ema and D (float16) but not the trainer's learned expression ws, which the
+face model was trained with at its expression layers. This script builds a trainer for the
+portrait renderer, loads the pack's networks into it, fits the expression ws with the networks
+frozen (on renderer pairs, the trainer's own loss), and writes `checkpoint.pt`, so that
+`rmmv-gan train --data portraits --outdir RUN --expression-layers ...` resumes from it.
+
+    python tools/face_from_pack.py --pack rmmv_gan/packs/default --outdir runs/face3 --step 22250
+"""
+
+import argparse
+import time
+
+import torch
+
+from rmmv_gan.models import load_discriminator, load_generator
+from rmmv_gan.packs import load_pack
+from rmmv_gan.train import TrainConfig, Trainer
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pack", required=True)
+    ap.add_argument("--outdir", required=True)
+    ap.add_argument("--step", type=int, required=True, help="the step count the pack's model was exported at")
+    ap.add_argument("--expression-layers", default="2,3,4")
+    ap.add_argument("--fit-steps", type=int, default=300, help="steps fitting the expression ws alone")
+    ap.add_argument("--batch", type=int, default=16)
+    args = ap.parse_args()
+    pack = load_pack(args.pack)
+    path = pack.model_path("face")
+    layers = [int(i) for i in args.expression_layers.split(",")]
+    cfg = TrainConfig(data="portraits", outdir=args.outdir, steps=args.step, recon_steps=args.step,
+                      batch=args.batch, expression_layers=layers)
+    trainer = Trainer(cfg)
+    G = load_generator(path)
+    D = load_discriminator(path)
+    state = {k: v.float() for k, v in G.state_dict().items()}
+    trainer.G.load_state_dict(state)
+    trainer.G_ema.load_state_dict(state)
+    trainer.D.load_state_dict({k: v.float() for k, v in D.state_dict().items()})
+    with torch.no_grad():
+        trainer.expression_ws.copy_(trainer.G.mapping.w_avg + trainer._expression_offsets)
+    # Fit the expression ws alone: the networks are frozen.
+    trainer.G.requires_grad_(False)
+    opt = torch.optim.Adam([trainer.expression_ws], lr=0.01, betas=(0.9, 0.99))
+    t0 = time.perf_counter()
+    for i in range(args.fit_steps):
+        loss = trainer._reconstruction_loss()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i % 25 == 0 or i == args.fit_steps - 1:
+            print(f"fit {i} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    trainer.G.requires_grad_(True)
+    trainer.step = args.step
+    trainer.save_checkpoint()
+    print(f"wrote {trainer.checkpoint_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -334,7 +334,9 @@ def _number(text, what, kind):
 @click.option("--seed", default=None, help="Seed (default: random, recorded in the metadata).")
 @click.option("--count", default="1", show_default=True, help="How many characters (names numbered).")
 @click.option("--name", default=None, help="Asset name (default: ARCHETYPE_SEED).")
-@click.option("--steps", default=None, help="Projection steps (default: the pack's).")
+@click.option("--steps", default=None,
+              help="Projection steps for the face: refining the pack's encoder (0: its face as it is) or, in "
+                   "packs without an encoder, searching from the average face (default: the pack's).")
 @click.option("--emotions", default=None, help="Comma-separated emotions in faceIndex order (default: the pack's).")
 @click.option("--combined", is_flag=True, help="Also an 8-character sheet and an 8-face sheet (neutral faces).")
 @click.option("--preview", is_flag=True, help="Also a walk-cycle GIF beside the metadata.")
@@ -479,6 +481,56 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
     trainer.run()
     path = trainer.export()
     click.echo(f"wrote {path}")
+
+
+@main.command("train-encoder")
+@click.option("--pack", "pack_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The pack whose sprite and face models the encoder joins (default: the embedded pack).")
+@click.option("--data", required=True,
+              help="'procedural' (the renderers' pairs; for packs trained on them, like the default), a game "
+                   "folder (img/characters/X.png character i with img/faces/X.png face i), or a folder holding "
+                   "characters/ and faces/ the same way.")
+@click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: checkpoint.pt, train.log, and encoder.safetensors at the end.")
+@click.option("--steps", type=click.IntRange(1, 10_000_000), default=4000, show_default=True)
+@click.option("--batch", type=click.IntRange(1, 1024), default=16, show_default=True)
+@click.option("--w-only-steps", type=click.IntRange(0), default=0, show_default=True,
+              help="Procedural data: first steps on the w loss alone (fast, no face synthesis).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True, max=1), default=0.001, show_default=True)
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUTDIR/checkpoint.pt.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, resume, seed, device):
+    """Train a sprite-to-face encoder for a pack: walk sheet in, face w out, in one pass.
+
+    Put the resulting OUTDIR/encoder.safetensors into the pack and name it in pack.json
+    ("face": {"encoder": "encoder.safetensors"}); see docs/packs.md.
+    """
+    from .train_encoder import EncoderConfig, EncoderTrainer, FolderPairs, PairsError, ProceduralPairs
+
+    opened = _open_pack(pack_dir, device)
+    try:
+        pairs = ProceduralPairs(opened, seed) if data == "procedural" else FolderPairs(opened, data, seed)
+    except PairsError as exc:
+        raise UserError(str(exc)) from None
+    if data != "procedural":
+        click.echo(f"{len(pairs)} pairs from {data}", err=True)
+    outdir.mkdir(parents=True, exist_ok=True)
+    with (outdir / "train.log").open("a", encoding="utf-8") as log_file:
+        def log(line):
+            click.echo(line, err=True)
+            log_file.write(line + "\n")
+            log_file.flush()
+
+        cfg = EncoderConfig(outdir=str(outdir), steps=steps, batch=batch, lr=lr, w_only_steps=w_only_steps, seed=seed)
+        trainer = EncoderTrainer(cfg, opened, pairs, log=log)
+        if resume:
+            try:
+                trainer.resume()
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
+        trainer.run()
+    click.echo(f"wrote {trainer.export()}")
 
 
 @main.group()

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from .encoder import EncoderFileError, load_encoder
 from .latent import load_w
 from .models import ModelFileError, convert, load_discriminator, load_generator
 from .projector import LOSSES
@@ -112,6 +113,11 @@ class Pack:
     projection_noise: bool
     default_archetype: str
     projection_psi: float = 1.0
+    # The sprite-to-face encoder's file (rmmv_gan.encoder), inside the pack; None: projection only.
+    face_encoder: str | None = None
+    # Face sheets on transparency (the bust cut out of the model's background), as RPG Maker's
+    # own face sets are; a painted model may keep its background (false).
+    face_transparent: bool = True
     raw: dict = field(repr=False, default_factory=dict)
 
     def model_path(self, model: str) -> Path:
@@ -124,6 +130,7 @@ class Pack:
         """sha256 over the manifest, the models and the presets: what a result was made with."""
         h = hashlib.sha256()
         files = [self.root / MANIFEST, self.model_path("sprite"), self.model_path("face")]
+        files += [self.root / self.face_encoder] if self.face_encoder else []
         files += sorted((self.root / "presets").rglob("*.npy")) if (self.root / "presets").is_dir() else []
         for path in files:
             h.update(str(path.relative_to(self.root)).encode())
@@ -250,10 +257,15 @@ def parse_manifest(root: Path, data: dict) -> Pack:
         emotions.append(Emotion(name, _mix(e, face.layer_groups, where)))
     if not 1 <= len(emotions) <= 8:
         _fail("emotions", f"a face sheet holds 1 to 8 emotions (faceIndex 0-7), not {len(emotions)}")
+    encoder = _get(fd, "encoder", "face", str, None)
+    if encoder is not None and (Path(encoder).is_absolute() or ".." in Path(encoder).parts):
+        _fail("face.encoder", "must be a path inside the pack")
     proj = _get(data, "projection", "", dict, {})
     steps = _get(proj, "steps", "projection", int, 200)
-    if not 1 <= steps <= 5000:
-        _fail("projection.steps", f"{steps} is outside [1, 5000]")
+    # 0: the encoder's w as it is; more: that many projection steps refine it.
+    if not (0 if encoder else 1) <= steps <= 5000:
+        _fail("projection.steps", f"{steps} is outside [{0 if encoder else 1}, 5000]"
+              + ("" if encoder else " (0 needs a face.encoder)"))
     loss = _get(proj, "loss", "projection", str, "pixel")
     if loss not in LOSSES:
         _fail("projection.loss", f"unknown loss {loss!r} (one of {', '.join(LOSSES)})")
@@ -271,7 +283,8 @@ def parse_manifest(root: Path, data: dict) -> Pack:
                 projection_steps=steps, projection_loss=loss,
                 projection_wplus=_get(proj, "wplus", "projection", bool, False),
                 projection_noise=_get(proj, "noise", "projection", bool, True), default_archetype=default,
-                projection_psi=float(psi), raw=data)
+                projection_psi=float(psi), face_encoder=encoder,
+                face_transparent=_get(fd, "transparent", "face", bool, True), raw=data)
 
 
 def load_pack(root) -> Pack:
@@ -288,6 +301,8 @@ def load_pack(root) -> Pack:
     for model in MODELS:
         if not pack.model_path(model).is_file():
             _fail(f"{model}.file", f"{pack.model_path(model)} does not exist")
+    if pack.face_encoder and not (root / pack.face_encoder).is_file():
+        _fail("face.encoder", f"{root / pack.face_encoder} does not exist")
     for where, model, preset, _ in pack.presets_used():
         if preset is not None and not pack.preset_path(model, preset).is_file():
             _fail(f"{where}.preset", f"{pack.preset_path(model, preset)} does not exist")
@@ -304,6 +319,7 @@ class OpenPack:
     face_D: torch.nn.Module | None
     presets: dict  # (model, name) -> w [num_ws, w_dim]
     content_hash: str
+    encoder: torch.nn.Module | None = None  # sprite sheet -> face W+ (rmmv_gan.encoder)
 
 
 def open_pack(root, device="cpu") -> OpenPack:
@@ -343,7 +359,16 @@ def open_pack(root, device="cpu") -> OpenPack:
         if pack.projection_loss == "discriminator":
             _fail("projection.loss", "discriminator, but the face model file holds no discriminator")
         face_D = None
-    return OpenPack(pack, nets["sprite"], nets["face"], face_D, presets, pack.content_hash())
+    encoder = None
+    if pack.face_encoder:
+        try:
+            encoder = load_encoder(pack.root / pack.face_encoder, device)
+        except EncoderFileError as exc:
+            _fail("face.encoder", str(exc))
+        if (encoder.num_ws, encoder.w_dim) != (nets["face"].num_ws, nets["face"].w_dim):
+            _fail("face.encoder", f"gives {encoder.num_ws} x {encoder.w_dim} ws, the face model takes "
+                                  f"{nets['face'].num_ws} x {nets['face'].w_dim}")
+    return OpenPack(pack, nets["sprite"], nets["face"], face_D, presets, pack.content_hash(), encoder)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,9 +4,10 @@ they were made. Every step of ../shared/DESIGN.md is in this file, in order:
 1. sprite w: z from the seed, mapped with truncation psi;
 2. sprite style mix: the archetype's preset layers;
 3. the walk sheet drawn, cleaned to transparency frame by frame, scaled to 48-px frames;
-4. head crop: the standing, facing-down frame, cut at the pack's box, squared, on the face
-   model's background, at the face model's size;
-5. projection of the crop into the face model's W space;
+4-5. the face's w from the sprite (stage "face"): the pack's sprite-to-face encoder reads
+   the whole walk sheet (rmmv_gan.encoder), optionally refined by projection; packs without
+   an encoder project the head crop (the standing, facing-down frame, cut at the pack's box)
+   into the face model's W space, as the source article did;
 6. face style mix: the archetype's preset layers;
 7. emotions: each a further mix with an emotion preset (the first may be the identity);
 8. the face sheet (576 x 288, faceIndex order).
@@ -29,9 +30,11 @@ from .game import AssetNameError, safe_asset_name
 from .latent import MAX_SEED, mix, to_uint8, truncate, z_from_seeds
 from .packs import OpenPack, PackError
 from .projector import ProjectionCancelled, ProjectionSettings, project
+from .encoder import sheet_tensor
+from .face_cutout import cut_out_bust
 from .sheets import clean_sheet, face_sheet, head_crop, idle_frame, native_to_character_sheet
 
-STAGES = ("sprite", "cleanup", "head", "projection", "faces")
+STAGES = ("sprite", "cleanup", "face", "faces")
 
 
 class RequestError(ValueError):
@@ -67,8 +70,10 @@ class CharacterRequest:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
             raise RequestError(f"seed: must be a whole number in [0, {MAX_SEED}], not {seed!r}")
         steps = self.steps if self.steps is not None else pack.projection_steps
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= 5000:
-            raise RequestError(f"steps: must be a whole number in [1, 5000], not {steps!r}")
+        low = 0 if pack.face_encoder else 1  # 0: the encoder's face as it is, no projection
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not low <= steps <= 5000:
+            raise RequestError(f"steps: must be a whole number in [{low}, 5000], not {steps!r}"
+                               + ("" if low == 0 else " (0 needs a pack with a face encoder)"))
         emotions = self.emotions
         if emotions is not None and (not isinstance(emotions, list) or not all(isinstance(e, str) for e in emotions)):
             raise RequestError("emotions: must be a list of emotion names")
@@ -90,12 +95,61 @@ class Character:
     walk_sheet: np.ndarray  # [192, 144, 4] uint8, MV `$` sheet (at 48-px frames)
     face_sheet: np.ndarray  # [288, 576, 4] uint8
     sprite_native: np.ndarray  # the model's own image, uint8 RGB
-    head: np.ndarray  # the crop given to the projection, uint8 RGB
-    faces: list  # one uint8 image per emotion, at the face model's size
+    faces: list  # one uint8 image per emotion, at the face model's size (RGBA on transparency)
     sprite_w: torch.Tensor  # [num_ws, w_dim] after the archetype mix
-    face_w: torch.Tensor  # projected, after the archetype mix
+    face_w: torch.Tensor  # from the sprite (encoder or projection), after the archetype mix
     emotion_ws: list
     metadata: dict = field(default_factory=dict)
+
+
+def head_of(opened: OpenPack, sheet: np.ndarray) -> np.ndarray:
+    """The head crop of a native walk sheet, at the face model's size, on its background."""
+    pack = opened.pack
+    return head_crop(idle_frame(sheet, pack.layout), pack.head_box, opened.face.img_shape[0],
+                     background=pack.face_background)
+
+
+def face_w_from_sprite(opened: OpenPack, sheet: np.ndarray, seed: int = 0, steps: int | None = None,
+                       progress: Callable | None = None, cancel: Callable | None = None) -> torch.Tensor:
+    """The neutral face's w [num_ws, w_dim] for a native walk sheet (uint8 RGB [H, W, 3], as
+    the sprite model draws it), before the archetype mix.
+
+    With the pack's encoder: its answer, refined by `steps` projection steps of the head crop
+    (0: as it is). Without: `steps` steps of projection from the average face (the article's
+    method), pulled back toward the average by the pack's projection.psi. The projection
+    compares the faces at the head crop's own resolution: a 12-pixel head holds no more.
+    `steps` defaults to the pack's; progress(step, total) follows the projection.
+    """
+    pack, G_f = opened.pack, opened.face
+    steps = pack.projection_steps if steps is None else steps
+    device = G_f.mapping.w_avg.device
+    start = None
+    if opened.encoder is not None:
+        with torch.no_grad():
+            start = opened.encoder(sheet_tensor(sheet[..., :3], opened.encoder.in_shape, device))
+        if steps == 0:
+            return start[0]
+    elif steps < 1:
+        raise RequestError("steps: this pack has no face encoder, so the face needs at least 1 projection step")
+    head = head_of(opened, sheet[..., :3])
+    target = torch.from_numpy(head).permute(2, 0, 1).float().to(device) / 127.5 - 1
+    side = max(pack.head_box[2], pack.head_box[3])
+    settings = ProjectionSettings(steps=steps, loss=pack.projection_loss, wplus=pack.projection_wplus or start is not None,
+                                  optimize_noise=pack.projection_noise, seed=seed % (2**31),
+                                  compare_size=(side, side) if side < G_f.img_shape[0] else None)
+    if start is not None:  # a refinement: a smaller first step than a search from the average
+        settings.initial_learning_rate = 0.02
+        settings.initial_noise_factor = 0.0
+    try:
+        w = project(G_f, target, settings, D=opened.face_D, init_ws=start, cancel=cancel,
+                    progress=None if progress is None else (lambda step, total, _d: progress(step, total))).ws[0]
+    except ProjectionCancelled as exc:  # callers catch one Cancelled, whichever step stopped
+        raise Cancelled(str(exc)) from None
+    # A crop unlike the face model's images can pull w off the model's manifold (speckled
+    # faces); the pack may pull it back toward the average face.
+    if start is None and pack.projection_psi != 1:
+        w = truncate(w[None], G_f.mapping.w_avg, pack.projection_psi)[0]
+    return w
 
 
 def _mixed(w, presets, model, m):
@@ -144,34 +198,19 @@ def make_characters(opened: OpenPack, requests, progress: Callable | None = None
         walk = native_to_character_sheet(clean, pack.layout, pack.frame_size)
         timings[i]["cleanup"] = time.perf_counter() - t
 
-        # 4. Head crop from the standing, facing-down frame (on the raw image: the face model
-        # wants the background colour it was trained on, not transparency).
+        # 4-5. The neutral face's w from the sprite: the pack's encoder (refined by `steps`
+        # projection steps, if any), else a projection of the head crop.
         t = time.perf_counter()
-        report("head", i / n)
-        size = G_f.img_shape[0]
-        head = head_crop(idle_frame(natives[i], pack.layout), pack.head_box, size, background=pack.face_background)
-        timings[i]["head"] = time.perf_counter() - t
+        report("face", i / n)
 
-        # 5-6. Projection into the face model, then the archetype's face layers.
-        t = time.perf_counter()
-        target = torch.from_numpy(head).permute(2, 0, 1).float().to(device) / 127.5 - 1
-        settings = ProjectionSettings(steps=r.steps, loss=pack.projection_loss, wplus=pack.projection_wplus,
-                                      optimize_noise=pack.projection_noise, seed=r.seed % (2**31))
+        def projection_progress(step, total, i=i):
+            report("face", (i + step / total) / n)
 
-        def projection_progress(step, total, _distance, i=i):
-            report("projection", (i + step / total) / n)
-
-        try:
-            projected = project(G_f, target, settings, D=opened.face_D, progress=projection_progress,
-                                cancel=cancel).ws[0]
-        except ProjectionCancelled as exc:  # callers catch one Cancelled, whichever step stopped
-            raise Cancelled(str(exc)) from None
-        # A crop unlike the face model's images can pull w off the model's manifold (speckled
-        # faces); the pack may pull it back toward the average face.
-        if pack.projection_psi != 1:
-            projected = truncate(projected[None], G_f.mapping.w_avg, pack.projection_psi)[0]
+        projected = face_w_from_sprite(opened, natives[i], seed=r.seed, steps=r.steps, progress=projection_progress,
+                                       cancel=cancel)
+        # 6. The archetype's face layers.
         face_w = _mixed(projected, opened.presets, "face", arch.face)
-        timings[i]["projection"] = time.perf_counter() - t
+        timings[i]["face"] = time.perf_counter() - t
 
         # 7-8. Emotions and the face sheet.
         t = time.perf_counter()
@@ -179,6 +218,8 @@ def make_characters(opened: OpenPack, requests, progress: Callable | None = None
         emotion_ws = [_mixed(face_w, opened.presets, "face", e.face) for e in pack.select_emotions(r.emotions)]
         with torch.no_grad():
             faces = list(to_uint8(G_f.synthesis(torch.stack(emotion_ws), noise_mode="const"))[..., :3])
+        if pack.face_transparent:
+            faces = [cut_out_bust(f, pack.face_background) for f in faces]
         sheet = face_sheet(faces, pack.face_size)
         timings[i]["faces"] = time.perf_counter() - t
         meta = {
@@ -186,7 +227,7 @@ def make_characters(opened: OpenPack, requests, progress: Callable | None = None
             "emotions": r.emotions, "pack": pack.name, "pack_hash": opened.content_hash,
             "rmmv_gan_version": __version__, "timings": {k: round(v, 4) for k, v in timings[i].items()},
         }
-        results.append(Character(r, walk, sheet, natives[i], head, faces, ws[i].cpu(), face_w.cpu(),
+        results.append(Character(r, walk, sheet, natives[i], faces, ws[i].cpu(), face_w.cpu(),
                                  [w.cpu() for w in emotion_ws], meta))
     report("faces", 1.0)
     return results

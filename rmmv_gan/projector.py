@@ -276,12 +276,19 @@ class ProjectionSettings:
     regularize_noise_weight: float = 1e5
     optimize_noise: bool = True  # False: keep the model's own noise maps (details come from w only)
     seed: int = 0
+    # (h, w): compare the images area-downsampled to this size, e.g. a 12-pixel head crop's own
+    # resolution: a tiny crop scaled up to the model's size holds no detail worth matching pixel
+    # by pixel, and matching its blocks pulls the face toward blocky smears. None: full size.
+    compare_size: tuple | None = None
 
     def check(self):
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ProjectionError(f"steps must be a whole number of at least 1, not {self.steps!r}")
         if self.loss not in LOSSES:
             raise ProjectionError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
+        if self.compare_size is not None and not (
+                len(self.compare_size) == 2 and all(isinstance(v, int) and v >= 1 for v in self.compare_size)):
+            raise ProjectionError(f"compare_size must be (height, width) in whole pixels, not {self.compare_size!r}")
 
     def learning_rate(self, t: float) -> float:
         ramp = min(1.0, (1.0 - t) / self.lr_rampdown_length)
@@ -314,11 +321,13 @@ def _noise_regularization(bufs) -> torch.Tensor:
 
 def project(G, targets, settings: ProjectionSettings | None = None, *, D=None, vgg=None, class_idx=None,
             progress: Callable | None = None, cancel: Callable | None = None, record_every: int = 0,
-            ) -> ProjectionResult:
+            init_ws: torch.Tensor | None = None) -> ProjectionResult:
     """Project target images ([B, 3, H, W] or [3, H, W] in [-1, 1]) into G's latent space.
 
-    progress(step, total, distance) is called after each step; cancel() returning True stops
-    with ProjectionCancelled. The result is deterministic given settings.seed.
+    init_ws ([B, num_ws, w_dim]) starts the search there instead of at the mean w (for W, from
+    its mean over layers): a refinement of an encoder's answer. progress(step, total, distance)
+    is called after each step; cancel() returning True stops with ProjectionCancelled. The
+    result is deterministic given settings.seed.
     """
     settings = settings or ProjectionSettings()
     settings.check()
@@ -332,7 +341,9 @@ def project(G, targets, settings: ProjectionSettings | None = None, *, D=None, v
                               f"[{G.img_channels}, {G.img_shape[0]}, {G.img_shape[1]}]")
     c = class_labels(G, class_idx, b, device)
     stats = w_stats(G, class_idx)
-    distance = make_distance(settings.loss, targets, D=D, vgg=vgg, c=c, device=device)
+    compared = (lambda img: F.adaptive_avg_pool2d(img, settings.compare_size)) if settings.compare_size else (
+        lambda img: img)
+    distance = make_distance(settings.loss, compared(targets), D=D, vgg=vgg, c=c, device=device)
 
     gen = torch.Generator(device="cpu").manual_seed(settings.seed)
     # A private copy: the noise maps become per-target variables, the caller's G is untouched.
@@ -346,7 +357,14 @@ def project(G, targets, settings: ProjectionSettings | None = None, *, D=None, v
             noise_bufs.append(module.noise_const)
 
     layers = G.num_ws if settings.wplus else 1
-    w_opt = stats.w_avg.to(device).repeat(b, layers, 1).clone().requires_grad_(True)  # [B, L, w_dim]
+    if init_ws is None:
+        w_opt = stats.w_avg.to(device).repeat(b, layers, 1).clone()  # [B, L, w_dim]
+    else:
+        if tuple(init_ws.shape) != (b, G.num_ws, G.w_dim):
+            raise ProjectionError(f"init_ws of shape {list(init_ws.shape)} does not fit [{b}, {G.num_ws}, {G.w_dim}]")
+        w_opt = init_ws.detach().to(device, torch.float32).clone()
+        w_opt = w_opt if settings.wplus else w_opt.mean(1, keepdim=True)
+    w_opt.requires_grad_(True)
     optimizer = torch.optim.Adam([w_opt] + noise_bufs, betas=(0.9, 0.999), lr=settings.initial_learning_rate)
     result = ProjectionResult(ws=None, images=None, loss=distance.name)
 
@@ -360,7 +378,7 @@ def project(G, targets, settings: ProjectionSettings | None = None, *, D=None, v
         w_noise = torch.randn(w_opt.shape, generator=gen).to(device) * noise_scale
         ws = (w_opt + w_noise).expand(b, G.num_ws, -1) if layers == 1 else w_opt + w_noise
         synth = G.synthesis(ws, noise_mode="const")
-        dist = distance(synth)  # [B]
+        dist = distance(compared(synth))  # [B]
         loss = dist.sum()
         if noise_bufs:
             loss = loss + settings.regularize_noise_weight * _noise_regularization(noise_bufs).sum()

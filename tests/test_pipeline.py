@@ -21,7 +21,7 @@ def test_character_has_mv_sized_sheets_and_metadata(opened):
     assert set(np.unique(c.walk_sheet[..., 3])) <= {0, 255}
     m = c.metadata
     assert (m["seed"], m["psi"], m["archetype"], m["name"], m["emotions"]) == (5, 0.6, "hero", "Ann", ["neutral", "happy"])
-    assert len(m["pack_hash"]) == 64 and set(m["timings"]) == {"sprite", "cleanup", "head", "projection", "faces"}
+    assert len(m["pack_hash"]) == 64 and set(m["timings"]) == {"sprite", "cleanup", "face", "faces"}
 
 
 def test_archetype_and_emotion_layers_are_mixed_in(opened):
@@ -71,7 +71,7 @@ def test_batch_equals_one_at_a_time(opened):
 def test_progress_reaches_every_stage_and_cancel_stops(opened):
     seen = []
     make_character(opened, CharacterRequest(seed=1), progress=lambda s, f: seen.append(s))
-    assert set(seen) == {"sprite", "cleanup", "head", "projection", "faces"}
+    assert set(seen) == {"sprite", "cleanup", "face", "faces"}
     with pytest.raises(Cancelled):
         make_character(opened, CharacterRequest(seed=1), cancel=lambda: True)
 

@@ -9,15 +9,22 @@ rmmv_gan/packs/default comes from this script (see docs/default-pack.md).
    draws a character from a chosen latent vector (a sprite sheet and the portrait of the same
    character, since components 0-20 mean the same in both renderers), and each drawing is
    projected into its model.
-3. Emotion presets: the same (median) person drawn with each expression and projected; the
-   face model is trained so that its expression layers carry the expression alone.
-4. The manifest, with the layer groups; and probe grids of both models for the docs.
+3. Emotion presets: the face run's learned expression ws (TrainConfig.expression_layers: the
+   ws the face model was trained to take the expression from), at the expression layers of
+   the average w. A run without them: the same (median) person drawn with each expression and
+   projected.
+4. The sprite-to-face encoder (`--encoder`, from `rmmv-gan train-encoder`), copied in.
+5. The manifest, with the layer groups; and probe grids of both models for the docs.
+
+`--keep-sprite` keeps the pack's sprite model and sprite presets (when only the face side is
+retrained, or the sprite run's checkpoint is gone).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 from statistics import NormalDist
@@ -60,7 +67,7 @@ def vector(traits: dict, dim: int) -> np.ndarray:
     return v
 
 
-def export_run(run: Path, dst: Path) -> None:
+def export_run(run: Path, dst: Path) -> Trainer:
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
     cfg = TrainConfig(**json.loads(state["config"]))
     cfg.outdir = str(run)
@@ -68,6 +75,21 @@ def export_run(run: Path, dst: Path) -> None:
     trainer.resume()
     trainer.export(dst, half=True)
     print(f"{dst}: step {trainer.step}")
+    return trainer
+
+
+def learned_emotion_presets(trainer: Trainer, G) -> dict:
+    """{expression: W+ preset}: the average w, with the run's learned w of that expression at
+    the expression layers (what the face model drew each expression from in training)."""
+    layers = trainer.cfg.expression_layers
+    if not layers:
+        return {}
+    presets = {}
+    for i, expression in enumerate(procedural.EXPRESSIONS):
+        w = G.mapping.w_avg[None].repeat(G.num_ws, 1).clone()
+        w[layers] = trainer.expression_ws[i].detach().float()
+        presets[expression] = w
+    return presets
 
 
 def to_target(img: np.ndarray) -> torch.Tensor:
@@ -76,7 +98,9 @@ def to_target(img: np.ndarray) -> torch.Tensor:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sprite-run", type=Path, required=True)
+    ap.add_argument("--sprite-run", type=Path, default=None)
+    ap.add_argument("--keep-sprite", action="store_true", help="keep OUT's sprite model and sprite presets")
+    ap.add_argument("--encoder", type=Path, default=None, help="encoder.safetensors from rmmv-gan train-encoder")
     ap.add_argument("--face-run", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=200)
@@ -86,8 +110,11 @@ def main():
     out = args.out
     (out / "presets" / "sprite").mkdir(parents=True, exist_ok=True)
     (out / "presets" / "face").mkdir(parents=True, exist_ok=True)
-    export_run(args.sprite_run, out / "sprite.safetensors")
-    export_run(args.face_run, out / "face.safetensors")
+    if not args.keep_sprite:
+        if args.sprite_run is None:
+            ap.error("give --sprite-run, or --keep-sprite")
+        export_run(args.sprite_run, out / "sprite.safetensors")
+    face_trainer = export_run(args.face_run, out / "face.safetensors")
     G_s, G_f = load_generator(out / "sprite.safetensors"), load_generator(out / "face.safetensors")
     settings = ProjectionSettings(steps=args.steps, loss="pixel", optimize_noise=False)
 
@@ -95,7 +122,8 @@ def main():
         v = vector(traits, procedural.SPRITE_DIM)
         sprite_target = to_target(procedural.sprite_from_vector(v))
         face_target = to_target(procedural.portrait_from_vector(v[: procedural.PORTRAIT_DIM]))
-        save_w(out / "presets" / "sprite" / f"{name}.npy", project(G_s, sprite_target, settings).ws[0])
+        if not args.keep_sprite:
+            save_w(out / "presets" / "sprite" / f"{name}.npy", project(G_s, sprite_target, settings).ws[0])
         save_w(out / "presets" / "face" / f"{name}.npy", project(G_f, face_target, settings).ws[0])
         print(f"archetype {name}: presets projected ({time.perf_counter() - t0:.0f} s)")
 
@@ -103,10 +131,16 @@ def main():
     # which a single w for all layers cannot give.
     base = np.zeros(procedural.PORTRAIT_DIM, np.float32)
     per_layer = ProjectionSettings(steps=args.steps, loss="pixel", wplus=True, optimize_noise=False)
+    learned = learned_emotion_presets(face_trainer, G_f)
     for expression in procedural.EXPRESSIONS:
+        if expression in learned:
+            save_w(out / "presets" / "face" / f"{expression}.npy", learned[expression])
+            continue
         target = to_target(procedural.portrait_from_vector(base, expression))
         save_w(out / "presets" / "face" / f"{expression}.npy", project(G_f, target, per_layer).ws[0])
         print(f"emotion {expression}: preset projected ({time.perf_counter() - t0:.0f} s)")
+    if args.encoder is not None:
+        shutil.copyfile(args.encoder, out / "encoder.safetensors")
 
     manifest = {
         "format": "rmmv-gan-pack", "version": 1, "name": "default",
@@ -116,7 +150,8 @@ def main():
                    "layer_groups": PACK_LAYERS["sprite"]},
         "face": {"file": "face.safetensors", "face_size": 144, "background": [255, 255, 255],
                  # Hair top to shoulders of the 16-px frame: the part a portrait shows.
-                 "head_box": [2, 0, 12, 12], "layer_groups": PACK_LAYERS["face"]},
+                 "head_box": [2, 0, 12, 12], "layer_groups": PACK_LAYERS["face"], "transparent": True,
+                 **({"encoder": "encoder.safetensors"} if args.encoder is not None else {})},
         "archetypes": {
             name: {"psi": 0.6, "sprite": {"preset": name, "layers": "colours"},
                    "face": {"preset": name, "layers": "look"}}
@@ -124,7 +159,9 @@ def main():
         },
         # Neutral is a mix too: the projected head may wear any expression.
         "emotions": [{"name": e, "preset": e, "layers": "expression"} for e in procedural.EXPRESSIONS],
-        "projection": {"steps": 200, "loss": "pixel", "wplus": False, "noise": False, "psi": 0.6},
+        # With the encoder its face is used as it is (steps 0); a request may ask for refinement.
+        "projection": {"steps": 0 if args.encoder is not None else 200, "loss": "pixel", "wplus": False,
+                       "noise": False, "psi": 0.6},
         "default_archetype": "heroine",
     }
     (out / "pack.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

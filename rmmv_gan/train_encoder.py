@@ -1,0 +1,330 @@
+"""Training the sprite-to-face encoder (rmmv_gan.encoder) against a pack's two models.
+
+Pairs of (walk sheet, face) teach it; two sources of pairs:
+
+- the procedural renderers (`ProceduralPairs`, for packs whose models were trained on them,
+  like the default pack): a vector v draws a walk sheet and a portrait of one person, and the
+  face model's z for v is known, so beside the face image the true w is known too. Half the
+  sheets are drawn by the pack's sprite model from the same v (its z is the renderer's
+  vector), so the encoder learns the sprite model's own drawing, speckles and colour drift
+  included; the renderer's sheets get the same kinds of noise added;
+- matched art (`FolderPairs`): `characters/X.png` character i with `faces/X.png` face i, the
+  convention of RPG Maker's own assets (a game folder's `img/`, or any folder holding those
+  two sub-folders). A `$X.png` sheet holds one character, paired with face 0 of `X.png`.
+
+The loss (per batch):
+- image: L1 between the face model's drawing of the encoder's w and the target face, at the
+  model's size and area-downsampled to 18 x 18 (where a person's hair, skin and clothes
+  colours are, and what the identity benchmark measures);
+- w: squared distance to the true w, where it is known (procedural pairs);
+- W+ spread (e4e's regulariser): squared distance of each layer's w from the mean over layers,
+  which keeps w where the face model was trained to draw: a W+ free at every layer reaches
+  faces the model never learned and draws them smeared.
+A run folder holds `checkpoint.pt` (resumed when the same command runs again), `train.log` and,
+at the end, `encoder.safetensors`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from statistics import NormalDist
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .encoder import SpriteFaceEncoder, save_encoder
+from .latent import mix
+
+IDENTITY_SIZE = 18  # the identity benchmark compares faces at 18 x 18 (benchmarks/face_identity.py)
+
+
+class PairsError(ValueError):
+    """A pairs folder that cannot be used: the message names the file and what is wrong."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Neutral face of the default pack's face model
+
+
+def neutral_face_z(v: np.ndarray) -> np.ndarray:
+    """Face-model z [N, 34] for renderer vectors v [N, 32]: neutral expression, no head turn.
+
+    The portrait model's z is (v, expression component, turn component); the expression is the
+    bin of Phi(component) in eighths, neutral the first: the middle of that bin is Phi^-1(1/16).
+    """
+    v = np.asarray(v, np.float32)
+    extra = np.zeros((len(v), 2), np.float32)
+    extra[:, 0] = NormalDist().inv_cdf(1 / 16)
+    return np.concatenate([v, extra], axis=1)
+
+
+def neutral_ws(opened, z: torch.Tensor) -> torch.Tensor:
+    """The face model's w for z, with the pack's neutral emotion (its first) mixed in."""
+    G = opened.face
+    with torch.no_grad():
+        ws = G.mapping(z, None)
+    first = opened.pack.emotions[0].face
+    if first.preset is None or not first.layers:
+        return ws
+    return torch.stack([mix(w, opened.presets[("face", first.preset)], first.layers) for w in ws])
+
+
+# ----------------------------------------------------------------------------------------------
+# Pairs
+
+
+def _speckle(sheets: np.ndarray, rng: np.random.RandomState, amount: float) -> np.ndarray:
+    """The sprite model's kinds of noise on clean sheets: per-sheet colour drift, per-pixel
+    jitter, and a few pixels swapped with a neighbour (stray colours at the edges)."""
+    out = sheets.astype(np.int16)
+    n = len(out)
+    out += rng.randint(-10, 11, (n, 1, 1, 3)).astype(np.int16)  # tint
+    out += (rng.randn(*out.shape) * 6 * amount).astype(np.int16)  # jitter
+    mask = rng.rand(n, out.shape[1], out.shape[2]) < 0.04 * amount
+    shifted = np.roll(out, rng.choice([-1, 1]), axis=1 + rng.randint(2))
+    out[mask] = shifted[mask]
+    return out.clip(0, 255).astype(np.uint8)
+
+
+class ProceduralPairs:
+    """(sheets, faces, true ws) from the procedural renderers and the pack's sprite model."""
+
+    def __init__(self, opened, seed: int = 0, model_share: float = 0.5):
+        from . import procedural
+
+        self.p = procedural
+        self.opened = opened
+        self.rng = np.random.RandomState(seed)
+        self.model_share = model_share
+        G_s, G_f = opened.sprite, opened.face
+        if G_s.z_dim != procedural.SPRITE_DIM or G_f.z_dim != procedural.PORTRAIT_DIM + 2:
+            raise PairsError("procedural pairs need models trained on the procedural renderers "
+                             f"(sprite z {procedural.SPRITE_DIM}, face z {procedural.PORTRAIT_DIM + 2}); "
+                             f"this pack's have {G_s.z_dim} and {G_f.z_dim}: train on a folder of pairs")
+
+    def batch(self, n: int):
+        v = self.rng.randn(n, self.p.SPRITE_DIM).astype(np.float32)
+        sheets = np.stack([self.p.sprite_from_vector(x) for x in v])
+        sheets = _speckle(sheets, self.rng, amount=1.0)
+        k = int(round(n * self.model_share))
+        if k:
+            with torch.no_grad():
+                drawn = self.opened.sprite(torch.from_numpy(v[:k]), None, noise_mode="const")
+            sheets[:k] = (drawn.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()[..., :3]
+        faces = np.stack([self.p.portrait_from_vector(x, "neutral", 0.0) for x in v])
+        ws = neutral_ws(self.opened, torch.from_numpy(neutral_face_z(v)))
+        return sheets, faces, ws
+
+
+def _composite(rgba: np.ndarray, background) -> np.ndarray:
+    a = rgba[..., 3:].astype(np.float32) / 255.0
+    return np.rint(rgba[..., :3] * a + np.asarray(background, np.float32) * (1 - a)).astype(np.uint8)
+
+
+def _read_rgba(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = 4096 * 4096  # a sheet is far smaller; refuse decompression bombs
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > 4096 * 4096:
+                raise PairsError(f"{path}: {im.width} x {im.height} is too large for a sheet")
+            return np.asarray(im.convert("RGBA"))
+    except PairsError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise PairsError(f"{path}: not a readable PNG ({exc})") from None
+
+
+def find_pair_folders(folder) -> tuple[Path, Path]:
+    """(characters, faces) folders of a game folder (img/...) or of a folder of pairs."""
+    folder = Path(folder)
+    for base in (folder / "img", folder):
+        if (base / "characters").is_dir() and (base / "faces").is_dir():
+            return base / "characters", base / "faces"
+    raise PairsError(f"{folder}: no characters/ and faces/ folders (nor img/characters and img/faces)")
+
+
+def read_pairs(folder, sheet_size, face_size, sprite_background=(255, 255, 255),
+               face_background=(255, 255, 255)):
+    """Every (walk sheet, face) pair of a folder: uint8 RGB arrays, sheets at sheet_size (h, w),
+    faces at face_size (h, w), composited over the models' backgrounds.
+
+    Raises PairsError naming the file when a sheet has no face sheet, when the counts of
+    characters and faces differ, or when a sheet's size is not a character or face sheet's."""
+    from .sheets import resize, slice_eight_sheet, slice_face_sheet
+
+    chars_dir, faces_dir = find_pair_folders(folder)
+    sheets, faces = [], []
+    for path in sorted(chars_dir.glob("*.png")):
+        single = path.name.startswith(("$", "!$"))
+        face_path = faces_dir / (path.name.lstrip("!$") if single else path.name)
+        if not face_path.is_file():
+            raise PairsError(f"{path}: no matching face sheet {face_path}")
+        rgba, face_rgba = _read_rgba(path), _read_rgba(face_path)
+        h, w = rgba.shape[:2]
+        if (single and (w % 3 or h % 4)) or (not single and (w % 12 or h % 8)) or w < 12 or h < 8:
+            raise PairsError(f"{path}: {w} x {h} is not a character sheet "
+                             f"({'3 x 4' if single else '12 x 8'} frames)")
+        fh, fw = face_rgba.shape[:2]
+        if fw % 4 or fh % 2 or fw // 4 != fh // 2:
+            raise PairsError(f"{face_path}: {fw} x {fh} is not a face sheet (4 x 2 square faces)")
+        chars = [rgba] if single else slice_eight_sheet(rgba)
+        cells = slice_face_sheet(face_rgba)
+        used = [i for i, c in enumerate(chars) if c[..., 3].max() > 0]
+        with_face = [i for i in used if cells[i][..., 3].max() > 0]
+        if len(with_face) != len(used):
+            missing = sorted(set(used) - set(with_face))
+            raise PairsError(f"{face_path}: {len(used)} characters in {path.name} but face cell(s) "
+                             f"{missing} are empty")
+        for i in used:
+            sheets.append(_composite(resize(chars[i], sheet_size[1], sheet_size[0]), sprite_background))
+            faces.append(_composite(resize(cells[i], face_size[1], face_size[0]), face_background))
+    if not sheets:
+        raise PairsError(f"{chars_dir}: no character sheets (*.png) with faces")
+    return np.stack(sheets), np.stack(faces)
+
+
+class FolderPairs:
+    """(sheets, faces, None) drawn from a folder's matched art; mirrored sheets are not used
+    (a walk sheet's left and right rows would swap)."""
+
+    def __init__(self, opened, folder, seed: int = 0):
+        G_s, G_f = opened.sprite, opened.face
+        self.sheets, self.faces = read_pairs(folder, G_s.img_shape, G_f.img_shape, opened.pack.sprite_background,
+                                             opened.pack.face_background)
+        self.rng = np.random.RandomState(seed)
+
+    def __len__(self):
+        return len(self.sheets)
+
+    def batch(self, n: int):
+        idx = self.rng.randint(0, len(self.sheets), n)
+        return _speckle(self.sheets[idx], self.rng, amount=0.5), self.faces[idx], None
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+
+
+@dataclass
+class EncoderConfig:
+    outdir: str
+    steps: int = 4000
+    batch: int = 16
+    lr: float = 0.001
+    w_only_steps: int = 0  # first steps with the w loss alone (cheap: no face synthesis)
+    image_weight: float = 1.0
+    w_weight: float = 1.0
+    spread_weight: float = 0.05
+    channels: int = 32
+    hidden: int = 512
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 250
+
+
+def image_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """L1 at full size plus L1 at the identity size (area-downsampled)."""
+    small = lambda x: F.adaptive_avg_pool2d(x, IDENTITY_SIZE)  # noqa: E731
+    return (fake - real).abs().mean() + (small(fake) - small(real)).abs().mean()
+
+
+class EncoderTrainer:
+    def __init__(self, cfg: EncoderConfig, opened, pairs, log: Callable[[str], None] = print):
+        self.cfg, self.opened, self.pairs, self.log = cfg, opened, pairs, log
+        self.out = Path(cfg.outdir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        G_s, G_f = opened.sprite, opened.face
+        self.G = copy.deepcopy(G_f).eval()  # a private copy: batches run whole, gradients reach w only
+        self.G.synthesis.split_batch = False
+        self.encoder = SpriteFaceEncoder(G_s.img_shape, G_f.num_ws, G_f.w_dim, cfg.channels, cfg.hidden)
+        with torch.no_grad():
+            self.encoder.w_avg.copy_(G_f.mapping.w_avg)
+        self.opt = torch.optim.Adam(self.encoder.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+        self.step = 0
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    def save_checkpoint(self):
+        state = {"encoder": self.encoder.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
+                 "config": json.dumps(asdict(self.cfg))}
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.checkpoint_path)
+
+    def resume(self) -> bool:
+        if not self.checkpoint_path.exists():
+            return False
+        try:
+            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+            self.encoder.load_state_dict(state["encoder"])
+            self.opt.load_state_dict(state["opt"])
+            self.step = int(state["step"])
+        except Exception as exc:  # noqa: BLE001 - a torn or foreign file: say which
+            raise ValueError(f"{self.checkpoint_path}: not a checkpoint of this encoder ({exc})") from None
+        self.log(f"resumed at step {self.step}")
+        return True
+
+    def _tensor(self, imgs: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        sheets, faces, true_ws = self.pairs.batch(cfg.batch)
+        ws = self.encoder(self._tensor(sheets))
+        loss, stats = 0.0, {}
+        if true_ws is not None and cfg.w_weight > 0:
+            lw = (ws - true_ws).square().sum(-1).mean() / ws.shape[-1]
+            loss = loss + cfg.w_weight * lw
+            stats["w"] = lw.item()
+        spread = (ws - ws.mean(1, keepdim=True)).square().sum(-1).mean() / ws.shape[-1]
+        loss = loss + cfg.spread_weight * spread
+        stats["spread"] = spread.item()
+        if self.step >= cfg.w_only_steps or true_ws is None:
+            fake = self.G.synthesis(ws, noise_mode="const")
+            li = image_loss(fake, self._tensor(faces))
+            loss = loss + cfg.image_weight * li
+            stats["image"] = li.item()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return stats
+
+    def run(self, progress: Callable | None = None):
+        cfg = self.cfg
+        self.G.requires_grad_(False)
+        t0, n0 = time.perf_counter(), self.step
+        while self.step < cfg.steps:
+            # A cosine decay over the run settles the encoder at the end.
+            for g in self.opt.param_groups:
+                g["lr"] = cfg.lr * (0.55 + 0.45 * math.cos(math.pi * self.step / cfg.steps))
+            stats = self.train_step()
+            if not all(math.isfinite(v) for v in stats.values()):
+                raise FloatingPointError(f"step {self.step}: non-finite loss {stats}")
+            self.step += 1
+            if progress is not None:
+                progress(self.step, cfg.steps, stats)
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                rate = (time.perf_counter() - t0) / max(self.step - n0, 1)
+                self.log(f"step {self.step}/{cfg.steps} " + " ".join(f"{k} {v:.4f}" for k, v in stats.items())
+                         + f" ({rate:.2f} s/step)")
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                self.save_checkpoint()
+        self.encoder.eval()
+        return self.encoder
+
+    def export(self, path=None) -> Path:
+        path = Path(path or self.out / "encoder.safetensors")
+        save_encoder(path, self.encoder)
+        return path

@@ -1,0 +1,261 @@
+"""The sprite-to-face encoder: its file format, its training on matched art, and the
+pipeline's face step with and without it. Tiny networks built here, no reference files."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from rmmv_gan.cli import main
+from rmmv_gan.encoder import EncoderFileError, SpriteFaceEncoder, load_encoder, save_encoder, sheet_tensor
+from rmmv_gan.models import new_network, save_networks
+from rmmv_gan.packs import init_pack, open_pack
+from rmmv_gan.pipeline import CharacterRequest, RequestError, face_w_from_sprite, make_character
+from rmmv_gan.sheets import character_sheet, face_sheet, native_to_frames
+
+
+def tiny_generator(seed, init_res):
+    torch.manual_seed(seed)
+    return new_network("G", "stylegan2", z_dim=8, c_dim=0, w_dim=16, img_resolution=16, img_channels=3,
+                       channel_base=128, channel_max=16, init_res=init_res, num_fp16_res=0, conv_clamp=None,
+                       mapping_kwargs=dict(num_layers=2))
+
+
+@pytest.fixture(scope="module")
+def tiny_pack(tmp_path_factory):
+    """A pack of two tiny models: sprites 12 x 16 (4-px frames), faces 12 x 12."""
+    root = tmp_path_factory.mktemp("tiny")
+    save_networks(root / "s.safetensors", {"G": tiny_generator(1, [4, 3])})
+    save_networks(root / "f.safetensors", {"G": tiny_generator(2, [3, 3])})
+    init_pack(root / "pack", root / "s.safetensors", root / "f.safetensors")
+    manifest = json.loads((root / "pack" / "pack.json").read_text())
+    manifest["projection"]["steps"] = 2
+    (root / "pack" / "pack.json").write_text(json.dumps(manifest))
+    return root / "pack"
+
+
+def with_encoder(pack_dir, tmp_path, encoder):
+    """A copy of the pack with this encoder named in its manifest."""
+    import shutil
+
+    dst = tmp_path / "with_encoder"
+    shutil.copytree(pack_dir, dst)
+    save_encoder(dst / "encoder.safetensors", encoder)
+    manifest = json.loads((dst / "pack.json").read_text())
+    manifest["face"]["encoder"] = "encoder.safetensors"
+    manifest["projection"]["steps"] = 0
+    (dst / "pack.json").write_text(json.dumps(manifest))
+    return dst
+
+
+def random_encoder(opened, seed=0):
+    torch.manual_seed(seed)
+    enc = SpriteFaceEncoder(opened.sprite.img_shape, opened.face.num_ws, opened.face.w_dim, channels=4, hidden=16)
+    torch.nn.init.normal_(enc.out.weight, std=0.5)  # an answer that depends on the sheet
+    return enc.eval()
+
+
+def native_sheet(opened, seed):
+    with torch.no_grad():
+        img = opened.sprite(torch.randn(1, opened.sprite.z_dim, generator=torch.Generator().manual_seed(seed)), None)
+    return (img[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
+
+
+# -- the network and its file --------------------------------------------------------------------
+
+def test_an_untrained_encoder_answers_the_average_face():
+    enc = SpriteFaceEncoder((16, 12), num_ws=5, w_dim=16, channels=4, hidden=16)
+    enc.w_avg.fill_(0.25)
+    ws = enc(torch.rand(2, 3, 16, 12) * 2 - 1)
+    assert ws.shape == (2, 5, 16)
+    assert torch.equal(ws, torch.full_like(ws, 0.25))
+
+
+def test_the_encoder_reads_only_sheets_of_its_size():
+    enc = SpriteFaceEncoder((16, 12), num_ws=5, w_dim=16, channels=4, hidden=16)
+    with pytest.raises(ValueError, match="12 x 16"):
+        enc(torch.zeros(1, 3, 32, 24))
+
+
+def test_sheet_tensor_scales_sheets_to_the_encoders_size():
+    sheet = np.zeros((32, 24, 3), np.uint8)
+    sheet[:16] = 255
+    x = sheet_tensor(sheet, (16, 12))
+    assert x.shape == (1, 3, 16, 12)
+    assert torch.equal(x[0, :, :8], torch.ones(3, 8, 12)) and torch.equal(x[0, :, 8:], -torch.ones(3, 8, 12))
+
+
+def test_an_encoder_file_gives_back_the_same_answers(tmp_path):
+    enc = SpriteFaceEncoder((16, 12), num_ws=5, w_dim=16, channels=4, hidden=16)
+    torch.nn.init.normal_(enc.out.weight)
+    x = torch.rand(3, 3, 16, 12) * 2 - 1
+    save_encoder(tmp_path / "e.safetensors", enc, half=False)
+    assert torch.equal(load_encoder(tmp_path / "e.safetensors")(x), enc(x))
+
+
+def test_an_encoder_file_whose_tensors_do_not_fit_its_description_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    enc = SpriteFaceEncoder((16, 12), num_ws=5, w_dim=16, channels=4, hidden=16)
+    save_encoder(tmp_path / "e.safetensors", enc)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "e.safetensors"), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    tensors["out.weight"] = torch.zeros(3, 3, dtype=torch.float16)
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=meta)
+    with pytest.raises(EncoderFileError, match="out.weight"):
+        load_encoder(tmp_path / "bad.safetensors")
+
+
+def test_an_encoder_description_beyond_the_limits_is_refused_before_anything_is_built(tmp_path):
+    from safetensors.torch import save_file
+
+    desc = {"format": "rmmv-gan-encoder", "version": 1, "in_h": 16, "in_w": 12, "num_ws": 5, "w_dim": 16,
+            "channels": 4, "hidden": 10**9}
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "huge.safetensors"), metadata={"rmmv-gan-encoder": json.dumps(desc)})
+    with pytest.raises(EncoderFileError, match="hidden"):
+        load_encoder(tmp_path / "huge.safetensors")
+
+
+def test_a_file_that_is_not_an_encoder_is_refused(tmp_path):
+    (tmp_path / "x.safetensors").write_bytes(b"not a safetensors file at all")
+    with pytest.raises(EncoderFileError, match="unreadable"):
+        load_encoder(tmp_path / "x.safetensors")
+
+
+# -- the pipeline's face step ----------------------------------------------------------------------
+
+def test_with_an_encoder_and_no_steps_the_face_is_the_encoders_answer(tiny_pack, tmp_path):
+    opened = open_pack(tiny_pack)
+    enc = random_encoder(opened)
+    opened_e = open_pack(with_encoder(tiny_pack, tmp_path, enc))
+    sheet = native_sheet(opened_e, 3)
+    w = face_w_from_sprite(opened_e, sheet, steps=0)
+    assert torch.allclose(w, enc(sheet_tensor(sheet, enc.in_shape))[0], atol=1e-2)  # float16 file
+    other = face_w_from_sprite(opened_e, native_sheet(opened_e, 4), steps=0)
+    assert not torch.allclose(w, other)
+
+
+def test_refinement_starts_from_the_encoders_answer(tiny_pack, tmp_path):
+    opened_e = open_pack(with_encoder(tiny_pack, tmp_path, random_encoder(open_pack(tiny_pack))))
+    sheet = native_sheet(opened_e, 3)
+    start = face_w_from_sprite(opened_e, sheet, steps=0)
+    refined = face_w_from_sprite(opened_e, sheet, steps=3)
+    assert not torch.equal(start, refined)
+    average = opened_e.face.mapping.w_avg
+    assert (refined - start).norm() < (refined - average).norm()
+
+
+def test_a_pack_without_an_encoder_needs_projection_steps(tiny_pack):
+    opened = open_pack(tiny_pack)
+    with pytest.raises(RequestError, match="steps"):
+        CharacterRequest(seed=1, steps=0).resolved(opened.pack)
+    assert face_w_from_sprite(opened, native_sheet(opened, 3), steps=2).shape == (opened.face.num_ws, opened.face.w_dim)
+
+
+def test_characters_from_an_encoder_pack_record_no_projection_steps(tiny_pack, tmp_path):
+    opened_e = open_pack(with_encoder(tiny_pack, tmp_path, random_encoder(open_pack(tiny_pack))))
+    c = make_character(opened_e, CharacterRequest(seed=5))
+    assert c.metadata["steps"] == 0 and set(c.metadata["timings"]) >= {"face"}
+    assert c.face_sheet.shape == (288, 576, 4)
+
+
+# -- faces on transparency -------------------------------------------------------------------------
+
+def test_face_sheets_are_busts_on_transparency():
+    from rmmv_gan import procedural
+    from rmmv_gan.face_cutout import cut_out_bust
+
+    face = procedural.portrait(3)
+    bust = cut_out_bust(face, (255, 255, 255))
+    assert set(np.unique(bust[..., 3])) == {0, 255}
+    assert bust[0, 0, 3] == 0 and bust[0, -1, 3] == 0  # the background around the head
+    assert bust[36, 36, 3] == 255 and bust[-1, 36, 3] == 255  # the face, the shoulders at the bottom
+    # The eyes' whites are enclosed by the face: they stay.
+    whites = (face[..., :3].min(axis=2) >= 240) & (bust[..., 3] == 255)
+    assert whites.any()
+
+
+def test_no_pale_halo_is_left_on_the_busts_edge():
+    from rmmv_gan import procedural
+    from rmmv_gan.face_cutout import cut_out_bust
+
+    face = procedural.portrait(5).astype(np.float32)
+    # A smooth model's edge: blur the drawing so that its rim fades into the white.
+    import cv2
+
+    soft = cv2.GaussianBlur(face, (3, 3), 0.8).round().astype(np.uint8)
+    bust = cut_out_bust(soft, (255, 255, 255))
+    opaque = bust[..., 3] == 255
+    edge = opaque & ~(cv2.erode(opaque.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+    pale = edge & (bust[..., :3].astype(int).sum(axis=2) > 3 * 235)
+    assert pale.sum() <= 0.02 * edge.sum()
+
+
+def test_a_pack_may_keep_the_face_models_background(tiny_pack, tmp_path):
+    import shutil
+
+    dst = tmp_path / "kept"
+    shutil.copytree(tiny_pack, dst)
+    manifest = json.loads((dst / "pack.json").read_text())
+    manifest["face"]["transparent"] = False
+    (dst / "pack.json").write_text(json.dumps(manifest))
+    kept = make_character(open_pack(dst), CharacterRequest(seed=2, steps=1))
+    assert (kept.face_sheet[:144, :144, 3] == 255).all()
+
+
+# -- train-encoder on matched MV art ---------------------------------------------------------------
+
+def matched_game(root, opened, n=3):
+    """A game folder holding n `$` characters and their face sheets, drawn by the tiny models."""
+    chars, faces = root / "img" / "characters", root / "img" / "faces"
+    chars.mkdir(parents=True)
+    faces.mkdir(parents=True)
+    for i in range(n):
+        sheet = character_sheet(native_to_frames(native_sheet(opened, 10 + i), opened.pack.layout))
+        with torch.no_grad():
+            f = opened.face(torch.randn(1, opened.face.z_dim, generator=torch.Generator().manual_seed(20 + i)), None)
+        face = (f[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
+        Image.fromarray(sheet).save(chars / f"$c{i}.png")
+        Image.fromarray(face_sheet([face] * 8)).save(faces / f"c{i}.png")
+    return root
+
+
+def test_train_encoder_learns_from_a_games_matched_sheets_and_the_pack_uses_it(tiny_pack, tmp_path):
+    opened = open_pack(tiny_pack)
+    game = matched_game(tmp_path / "game", opened)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train-encoder", "--pack", str(tiny_pack), "--data", str(game), "--outdir", str(out),
+                                  "--steps", "4", "--batch", "2"])
+    assert r.exit_code == 0, r.output
+    assert "3 pairs" in r.output
+    enc = load_encoder(out / "encoder.safetensors")
+    assert enc.in_shape == opened.sprite.img_shape and (enc.num_ws, enc.w_dim) == (opened.face.num_ws, opened.face.w_dim)
+    assert (out / "checkpoint.pt").is_file() and "step 4/4" in (out / "train.log").read_text()
+    opened_e = open_pack(with_encoder(tiny_pack, tmp_path, enc))
+    assert make_character(opened_e, CharacterRequest(seed=1)).face_sheet.shape == (288, 576, 4)
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (lambda game: (game / "img" / "faces" / "c1.png").unlink(), "no matching face sheet"),
+    (lambda game: Image.new("RGBA", (576, 288)).save(game / "img" / "faces" / "c1.png"), "face cell"),
+    (lambda game: Image.new("RGBA", (100, 100), (1, 2, 3, 255)).save(game / "img" / "characters" / "$c2.png"),
+     "not a character sheet"),
+    (lambda game: Image.new("RGBA", (300, 288), (1, 2, 3, 255)).save(game / "img" / "faces" / "c0.png"),
+     "not a face sheet"),
+    (lambda game: (game / "img" / "characters" / "$c0.png").write_bytes(b"\x89PNG broken"), "not a readable PNG"),
+])
+def test_a_bad_pairs_folder_is_one_error_line_and_writes_nothing(tiny_pack, tmp_path, spoil, message):
+    game = matched_game(tmp_path / "game", open_pack(tiny_pack))
+    spoil(game)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train-encoder", "--pack", str(tiny_pack), "--data", str(game), "--outdir", str(out),
+                                  "--steps", "2", "--batch", "2"])
+    assert r.exit_code == 1
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], r.output
+    assert not out.exists()

@@ -297,20 +297,14 @@ def probe(network, seeds, psi, class_idx, layers, out, device):
     click.echo(f"wrote {out} ({len(layer_list)} layers)")
 
 
-DEFAULT_PACK = Path(__file__).resolve().parent / "packs" / "default"
-
-
 def _open_pack(pack_dir, device):
     """The pack given with --pack, or the embedded default; a bad one is a one-line error."""
     from .packs import PackError, open_pack
 
-    pack_dir = pack_dir or DEFAULT_PACK
-    if not (pack_dir / "pack.json").is_file() and pack_dir == DEFAULT_PACK:
-        raise UserError("the embedded default pack is not built yet; give --pack DIR (see docs/packs.md)")
     try:
         return open_pack(pack_dir, _device(device))
     except PackError as exc:
-        raise UserError(f"--pack {pack_dir}: {exc}") from None
+        raise UserError(f"--pack {pack_dir}: {exc}" if pack_dir is not None else str(exc)) from None
 
 
 def _number(text, what, kind):
@@ -330,7 +324,7 @@ def _number(text, what, kind):
 @click.option("--pack", "pack_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Model pack folder (default: the embedded default pack).")
 @click.option("--archetype", default=None, help="Archetype from the pack (default: the pack's).")
-@click.option("--psi", default=None, help="Truncation psi in [-2, 2] (default: the archetype's).")
+@click.option("--psi", default=None, help="Truncation psi (default: the archetype's).")
 @click.option("--seed", default=None, help="Seed (default: random, recorded in the metadata).")
 @click.option("--count", default="1", show_default=True, help="How many characters (names numbered).")
 @click.option("--name", default=None, help="Asset name (default: ARCHETYPE_SEED).")
@@ -349,9 +343,9 @@ def export(project, out_dir, pack_dir, archetype, psi, seed, count, name, steps,
     from tqdm import tqdm
 
     from .game import (AssetExistsError, AssetNameError, GameFolder, GameFolderError, OutputFolder,
-                       character_files, write_character, write_faces)
+                       character_set_files, first_existing, name_key, save_character, save_character_set,
+                       taken)
     from .pipeline import CharacterRequest, RequestError, make_characters
-    from .sheets import eight_character_sheet, face_sheet
 
     if project is None and out_dir is None:
         raise UserError("give --project GAME (a game folder), --out DIR, or both")
@@ -372,46 +366,34 @@ def export(project, out_dir, pack_dir, archetype, psi, seed, count, name, steps,
     rng = np.random.default_rng()
     requests = []
     for i in range(n):
-        req_seed = None if seed_v is None else seed_v + i
-        req_name = name if n == 1 else (f"{name}_{i + 1}" if name else None)
-        req = CharacterRequest(archetype, psi_v, req_seed, req_name, steps_v, emotion_list)
+        req = CharacterRequest(archetype=archetype, psi=psi_v, seed=None if seed_v is None else seed_v + i,
+                               name=name if n == 1 else (f"{name}_{i + 1}" if name else None),
+                               steps=steps_v, emotions=emotion_list)
         try:
-            req = req.resolved(opened.pack, rng)
+            requests.append(req.resolved(opened.pack, rng))
         except RequestError as exc:
             raise UserError(str(exc)) from None
-        if n > 1 and name is None:
-            req.name = f"{req.archetype}_{req.seed}"
-        requests.append(req)
-    if len({r.name.lower() for r in requests}) < n:
+    if len({name_key(r.name) for r in requests}) < n:
         raise UserError("two characters of this run would get the same name; give --name or other seeds")
     set_name = (name or requests[0].archetype) + "_set"
     if not overwrite:  # refuse before any work, so a taken name costs nothing and writes nothing
         for target in targets:
-            for r in requests:
-                for path in character_files(target, r.name).values():
-                    if path.exists():
-                        raise UserError(f"{path} already exists; use --overwrite or another --name")
-            if combined:
-                for path in (target.characters_dir / f"{set_name}.png", target.faces_dir / f"{set_name}.png"):
-                    if path.exists():
-                        raise UserError(f"{path} already exists; use --overwrite or another --name")
+            for clash in [taken(target, r.name) for r in requests] + [
+                    first_existing(character_set_files(target, set_name).values()) if combined else None]:
+                if clash is not None:
+                    raise UserError(f"{clash} already exists; use --overwrite or another --name")
     with tqdm(total=100, desc="characters", file=sys.stderr, bar_format="{l_bar}{bar}| {postfix}") as bar:
         def progress(stage, fraction):
             bar.set_postfix_str(stage)
             bar.update(int(fraction * 100) - bar.n)
 
         characters = make_characters(opened, requests, progress=progress)
-    from .game import save_character
-
     try:
         for target in targets:
             for c in characters:
                 save_character(target, c, overwrite=overwrite, preview=preview)
             if combined:
-                sheet = eight_character_sheet([c.walk_sheet for c in characters[:8]])
-                write_character(target, set_name, sheet, single=False, overwrite=overwrite)
-                neutral = face_sheet([c.faces[0] for c in characters[:8]], opened.pack.face_size)
-                write_faces(target, set_name, neutral, overwrite=overwrite)
+                save_character_set(target, set_name, characters, opened.pack.face_size, overwrite=overwrite)
     except (AssetExistsError, AssetNameError, OSError) as exc:
         raise UserError(str(exc)) from None
     for c in characters:
@@ -629,48 +611,37 @@ def preset_add(pack_dir, name, model, seed, image, w_file, psi, steps, device):
               help="With --watch: days to keep answered requests (done/) and responses.")
 def serve(project, pack_dir, host, port, device, token, queue_size, origins, watch_files, keep_days):
     """Run the local daemon the plugin and the web page talk to (docs/api.md)."""
-    from .game import GameFolder, GameFolderError
-    from .server import ServerConfig, create_app, is_loopback, make_server
+    from .daemon import ServerConfig, is_loopback
+    from .watcher import WatcherBusy
 
-    try:
-        GameFolder(project)
-    except GameFolderError as exc:
-        raise UserError(str(exc)) from None
-    opened = _open_pack(pack_dir, device)
+    cfg = ServerConfig(project=project, pack_dir=pack_dir, host=host, port=port, device=device, token=token,
+                       queue_size=queue_size, origins=list(origins))
+    daemon = _daemon(cfg)
     if not is_loopback(host):
         click.echo(f"Warning: --host {host} is not loopback; anyone who can reach this machine and "
                    f"knows the token can generate characters into {project}", err=True)
-    cfg = ServerConfig(project=project, pack_dir=pack_dir, host=host, port=port, device=device, token=token,
-                       queue_size=queue_size, origins=list(origins))
     try:
-        app = create_app(cfg, opened)
-        server = make_server(app)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+        daemon.serve(watch_files=watch_files, keep_days=keep_days, echo=lambda line: click.echo(line, err=True))
     except OSError as exc:
         raise UserError(f"--host {host} --port {port}: cannot listen ({exc})") from None
-    st = app.extensions["rmmv_gan"]
-    watcher = None
-    if watch_files:
-        from .watcher import Watcher, WatcherBusy
+    except WatcherBusy as exc:
+        raise UserError(str(exc)) from None
 
-        try:
-            watcher = Watcher(st["folder"], st["jobs"], opened.pack, keep_days=keep_days).start()
-        except WatcherBusy as exc:
-            server.close()
-            st["jobs"].close()
-            raise UserError(str(exc)) from None
-    click.echo(f"rmmv-gan daemon on {st['url']} (pack {opened.pack.name!r}, {device}); "
-               f"token in {st['folder'].data_dir / 'server.json'}"
-               + (f"; answering request files in {watcher.requests_dir}" if watcher else ""), err=True)
+
+def _daemon(cfg):
+    """A Daemon for `serve` and `watch`; a bad game folder, pack or token is a one-line error."""
+    from .daemon import Daemon
+    from .game import GameFolder, GameFolderError
+
     try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if watcher is not None:  # like HTTP jobs, a running file job is cancelled; it reruns next start
-            watcher.close()
-        st["jobs"].close()
+        GameFolder(cfg.project)  # before the pack: a wrong folder should not cost a model load
+    except GameFolderError as exc:
+        raise UserError(str(exc)) from None
+    opened = _open_pack(cfg.pack_dir, cfg.device)
+    try:
+        return Daemon(cfg, opened)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 @main.command()
@@ -689,17 +660,15 @@ def watch(game, pack_dir, device, keep_days):
     """
     import logging
 
-    from .game import GameFolder, GameFolderError
-    from .watcher import WatcherBusy, watch as watch_folder
+    from .daemon import ServerConfig
+    from .watcher import WatcherBusy
 
-    try:
-        folder = GameFolder(game)
-    except GameFolderError as exc:
-        raise UserError(str(exc)) from None
-    opened = _open_pack(pack_dir, device)
+    # No HTTP: one job at a time is all a watcher asks of the queue; no server.json to write.
+    daemon = _daemon(ServerConfig(project=game, pack_dir=pack_dir, device=device, queue_size=1,
+                                  write_server_json=False))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        watch_folder(folder, opened, keep_days=keep_days, echo=lambda line: click.echo(line, err=True))
+        daemon.watch(keep_days=keep_days, echo=lambda line: click.echo(line, err=True))
     except WatcherBusy as exc:
         raise UserError(str(exc)) from None
 

@@ -1,27 +1,29 @@
-"""An RPG Maker MV / MZ game folder: detection, image folders, safe asset names, and writes
-that never leave a torn file.
+"""An RPG Maker MV / MZ game folder: detection, image folders, safe asset names, when a name
+is taken, and what is written for a character.
 
-All file writes of rmmv-gan's assets go through here. A write encodes into a temporary file in
-the destination folder, flushes it to disk and renames it into place with `os.replace`, so a
-crash at any moment leaves the old file or the new one, and an error leaves no temporary file.
+Every transport (export, the daemon, the watcher) asks `taken` whether a name is free and
+writes with `save_character`, whose `SavedCharacter.result` is what each of them reports.
+Writes are atomic (rmmv_gan.fileio).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, BinaryIO
 
 import numpy as np
 from PIL import Image
 
+from .fileio import TargetExistsError, atomic_write, atomic_write_bytes
+
 __all__ = [
     "GameFolderError", "AssetNameError", "AssetExistsError", "GameFolder", "safe_asset_name",
     "asset_filename", "unique_name", "atomic_write", "atomic_write_bytes", "write_png",
-    "write_character", "write_faces", "MAX_NAME_LENGTH",
+    "write_character", "write_faces", "MAX_NAME_LENGTH", "name_key", "taken", "character_files",
+    "save_character", "SavedCharacter", "character_set_files", "save_character_set",
 ]
 
 MAX_NAME_LENGTH = 100
@@ -44,8 +46,9 @@ class AssetNameError(ValueError):
     """A name that cannot safely become an asset file name."""
 
 
-class AssetExistsError(FileExistsError):
-    """The asset exists and neither overwrite nor a unique name was asked for."""
+# The asset exists and neither overwrite nor a unique name was asked for. One class with the
+# atomic writer's, so that a name taken between the check and the write is caught the same way.
+AssetExistsError = TargetExistsError
 
 
 # --------------------------------------------------------------------------- game folder
@@ -171,99 +174,39 @@ def asset_filename(name: str, prefix: str = "", ext: str = ".png") -> str:
     return filename
 
 
+def name_key(name: str) -> str:
+    """What two file names share when Windows or macOS see them as one file: the same letters
+    in any case (`$Hero.png`, `$hero.png`) and any Unicode normal form (`é` as one code point,
+    or `e` and a combining accent, as macOS file names often arrive)."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def existing(path: str | os.PathLike) -> Path | None:
+    """The file in path's folder that is path under the taken rule (`name_key`), or None."""
+    path = Path(path)
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:  # no folder yet: nothing in it is taken
+        return None
+    key = name_key(path.name)
+    return next((p for p in entries if name_key(p.name) == key), None)
+
+
+def first_existing(paths) -> Path | None:
+    """The first of `paths` that is taken (see `existing`), or None."""
+    return next((found for found in map(existing, paths) if found is not None), None)
+
+
 def unique_name(folder: str | os.PathLike, name: str, prefix: str = "", ext: str = ".png") -> str:
-    """`name`, or `name_2`, `name_3`, ... : the first whose file is free in `folder`. Compared
-    case-insensitively, as Windows and macOS see files, so a project copied there keeps all
-    its sheets."""
+    """`name`, or `name_2`, `name_3`, ... : the first whose file is free in `folder` under the
+    taken rule (`name_key`), so a project copied to Windows or macOS keeps all its sheets."""
     folder = Path(folder)
-    taken = {p.name.lower() for p in folder.iterdir()} if folder.is_dir() else set()
+    used = {name_key(p.name) for p in folder.iterdir()} if folder.is_dir() else set()
     candidate, n = name, 1
-    while asset_filename(candidate, prefix, ext).lower() in taken:
+    while name_key(asset_filename(candidate, prefix, ext)) in used:
         n += 1
         candidate = f"{name}_{n}"
     return candidate
-
-
-# --------------------------------------------------------------------------- atomic writes
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":  # Windows cannot open a folder; NTFS journals the rename itself
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None],
-                 overwrite: bool = False, mode: int | None = None) -> Path:
-    """Call `write(f)` on a temporary file beside `path`, then put it in place in one step.
-
-    overwrite=False raises AssetExistsError if `path` exists (also when it appears while
-    writing: the final step is a hard link, which never replaces). Any exception removes the
-    temporary file and leaves `path` as it was. `mode` sets the file's permission bits
-    (default: those of the file it replaces, or 0644).
-    """
-    path = Path(path)
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    if not overwrite and path.exists():
-        raise AssetExistsError(f"{path} already exists; pass overwrite=True to replace it or ask "
-                               f"for a unique name")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); an asset should be as readable as the old one
-        # or as a normal new file, or a web server may not serve it.
-        if mode is None:
-            try:
-                mode = path.stat().st_mode & 0o777
-            except OSError:
-                mode = 0o644
-        os.chmod(tmp, mode)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _place_new(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(folder)
-    return path
-
-
-def _place_new(tmp: str, path: Path) -> None:
-    try:
-        os.link(tmp, path)  # atomic and fails if the name is taken
-    except FileExistsError:
-        raise AssetExistsError(f"{path} already exists; pass overwrite=True to replace it or "
-                               f"ask for a unique name") from None
-    except OSError:
-        # No hard links here (FAT, some network shares): check, then rename.
-        if path.exists():
-            raise AssetExistsError(f"{path} already exists; pass overwrite=True to replace it "
-                                   f"or ask for a unique name") from None
-        os.replace(tmp, path)
-        return
-    os.unlink(tmp)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = False,
-                       mode: int | None = None) -> Path:
-    """Write `data` to `path` atomically (see `atomic_write`)."""
-    return atomic_write(path, lambda f: f.write(data), overwrite, mode)
 
 
 def _image(array: np.ndarray) -> Image.Image:
@@ -289,12 +232,12 @@ def _write_asset(folder: Path, name: str, prefix: str, array: np.ndarray, overwr
     if overwrite and unique:
         raise ValueError("choose overwrite or unique, not both")
     filename = asset_filename(name, prefix)  # refuse a bad name before anything touches the disk
-    if not overwrite and not unique and folder.is_dir():
+    if not overwrite and not unique:
         # Windows and macOS see `$Hero.png` and `$hero.png` as one file: a project copied
         # there would lose one of them.
-        clash = [p.name for p in folder.iterdir() if p.name.lower() == filename.lower()]
-        if clash:
-            raise AssetExistsError(f"{folder / clash[0]} already exists; pass overwrite=True to "
+        clash = existing(folder / filename)
+        if clash is not None:
+            raise AssetExistsError(f"{clash} already exists; pass overwrite=True to "
                                    f"replace it or ask for a unique name")
     while True:
         chosen = unique_name(folder, name, prefix) if unique else name
@@ -361,12 +304,41 @@ def character_files(folder, name: str) -> dict:
             "metadata": folder.data_dir / "characters" / asset_filename(name, ext=".json")}
 
 
-def save_character(folder, character, *, overwrite: bool = False, preview: bool = False) -> dict:
+def taken(folder, name: str) -> Path | None:
+    """The file that makes `name` taken for a character in `folder` (a GameFolder or an
+    OutputFolder), or None if it is free. The one rule every transport uses: a name is taken
+    when any of its files exists under another case or Unicode form (`name_key`), as Windows
+    and macOS see names, so a project moved there never loses a sheet."""
+    return first_existing(character_files(folder, name).values())
+
+
+def relative_files(folder, paths: dict) -> dict:
+    """{kind: path} as the game sees them: relative to its base, with `/`."""
+    return {k: str(Path(p).relative_to(folder.base)).replace(os.sep, "/") for k, p in paths.items()}
+
+
+@dataclass(frozen=True)
+class SavedCharacter:
+    """What `save_character` wrote: the paths, and the result every transport reports
+    (`{"character", "faces", "files", "seed"}`: the names to give the game, the files written
+    relative to the game, the seed that made it)."""
+
+    paths: dict
+    result: dict
+
+    @classmethod
+    def of(cls, folder, name: str, seed: int, paths: dict | None = None) -> "SavedCharacter":
+        paths = paths or character_files(folder, name)
+        return cls(paths, {"character": paths["character"].stem, "faces": paths["faces"].stem,
+                           "files": relative_files(folder, paths), "seed": seed})
+
+
+def save_character(folder, character, *, overwrite: bool = False, preview: bool = False) -> SavedCharacter:
     """Write a pipeline result: `img/characters/$NAME.png`, `img/faces/NAME.png`, and
     `rmmv_gan/characters/NAME.json` (with `NAME.gif`, the walk cycle, if `preview`).
 
-    Every target is checked before anything is written, so a name that is taken leaves the
-    folder as it was. Returns {kind: path}.
+    Every target is checked before anything is written (the `taken` rule), so a name that is
+    taken leaves the folder as it was.
     """
     from .sheets import walk_gif
 
@@ -375,16 +347,65 @@ def save_character(folder, character, *, overwrite: bool = False, preview: bool 
     if preview:
         paths["preview"] = paths["metadata"].with_suffix(".gif")
     if not overwrite:
-        for path in paths.values():
-            if path.parent.is_dir() and _exists_nocase(path.parent, path.name):
-                raise AssetExistsError(f"{path} already exists; use overwrite to replace it")
+        clash = first_existing(paths.values())
+        if clash is not None:
+            raise AssetExistsError(f"{clash} already exists; use overwrite to replace it")
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
     write_png(paths["character"], character.walk_sheet, overwrite)
     write_png(paths["faces"], character.face_sheet, overwrite)
-    meta = dict(character.metadata, files={k: str(p.relative_to(folder.base)).replace(os.sep, "/")
-                                           for k, p in paths.items()})
+    saved = SavedCharacter.of(folder, name, character.request.seed, paths)
+    meta = dict(character.metadata, files=saved.result["files"])
     atomic_write_bytes(paths["metadata"], (json.dumps(meta, indent=2) + "\n").encode("utf-8"), overwrite)
     if preview:
         atomic_write_bytes(paths["preview"], walk_gif(character.walk_sheet), overwrite)
-    return paths
+    return saved
+
+
+def gallery(folder) -> list[dict]:
+    """The characters written into `folder`, newest first, from their metadata files (those
+    unreadable or removed meanwhile are left out)."""
+    d = folder.data_dir / "characters"
+    found = []
+    if d.is_dir():
+        for p in d.glob("*.json"):
+            try:
+                found.append((p.stat().st_mtime, p))
+            except OSError:  # removed meanwhile
+                pass
+    out = []
+    for _, p in sorted(found, reverse=True):
+        try:
+            meta = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+            continue
+        out.append({k: meta.get(k) for k in ("name", "seed", "psi", "archetype", "emotions", "steps", "pack", "files")}
+                   | {"character": "$" + meta["name"], "faces": meta["name"]})
+    return out
+
+
+# --------------------------------------------------------------------------- combined sheets
+
+def character_set_files(folder, set_name: str) -> dict:
+    """Where a combined set goes: an 8-character sheet and a sheet of 8 neutral faces."""
+    return {"characters": folder.characters_dir / asset_filename(set_name),
+            "faces": folder.faces_dir / asset_filename(set_name)}
+
+
+def save_character_set(folder, set_name: str, characters, face_size: int = 144, *,
+                       overwrite: bool = False) -> dict:
+    """Compose the first 8 characters into one 8-character walk sheet (`img/characters/SET.png`)
+    and a face sheet of their first (neutral) faces (`img/faces/SET.png`); returns {kind: path}."""
+    from .sheets import eight_character_sheet, face_sheet
+
+    paths = character_set_files(folder, set_name)
+    if not overwrite:
+        clash = first_existing(paths.values())
+        if clash is not None:
+            raise AssetExistsError(f"{clash} already exists; use overwrite to replace it")
+    sheet = eight_character_sheet([c.walk_sheet for c in characters[:8]])
+    neutral = face_sheet([c.faces[0] for c in characters[:8]], face_size)
+    return {"characters": write_character(folder, set_name, sheet, single=False, overwrite=overwrite),
+            "faces": write_faces(folder, set_name, neutral, overwrite=overwrite)}

@@ -9,7 +9,7 @@ field: docs/packs.md.
 Presets are w files named in the manifest by preset name: `presets/<model>/<name>.npy`.
 
 `load_pack(dir)` reads and checks the manifest (structure, files); `open_pack(dir, device)`
-also loads both models and checks everything against them (layer indices, preset shapes).
+(dir None: the embedded default pack, DEFAULT_PACK) also loads both models and checks everything against them (layer indices, preset shapes).
 Every problem is a `PackError` whose message starts with the field it is about.
 """
 
@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from .encoder import EncoderFileError, load_encoder
+from .fileio import atomic_write_bytes
 from .latent import load_w
 from .models import ModelFileError, convert, load_discriminator, load_generator
 from .projector import LOSSES
@@ -33,6 +34,23 @@ MANIFEST = "pack.json"
 FORMAT = "rmmv-gan-pack"
 MODELS = ("sprite", "face")
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}$")
+# The pack that ships inside the package; `open_pack(None)` opens it.
+DEFAULT_PACK = Path(__file__).resolve().parent / "packs" / "default"
+
+
+def _request_limit(key: str):
+    """A request field's limit (rmmv_gan.pipeline.LIMITS): a pack's defaults obey the same
+    bounds as a request. Imported late: the pipeline imports this module."""
+    from .pipeline import LIMITS
+
+    return LIMITS[key]
+
+
+def _within(value, key: str, where: str):
+    low, high = _request_limit(key).bounds
+    if not low <= value <= high:
+        _fail(where, f"{value} is outside [{low}, {high}]")
+    return value
 
 
 class PackError(ValueError):
@@ -145,8 +163,9 @@ class Pack:
             return list(self.emotions)
         known = {e.name: e for e in self.emotions}
         names = list(names)
-        if not 1 <= len(names) <= 8:
-            raise PackError(f"emotions: a face sheet holds 1 to 8 emotions, not {len(names)}")
+        low, high = _request_limit("emotions").bounds
+        if not low <= len(names) <= high:
+            raise PackError(f"emotions: a face sheet holds {low} to {high} emotions, not {len(names)}")
         for n in names:
             if n not in known:
                 raise PackError(f"emotions: unknown emotion {n!r} (this pack has: {', '.join(known)})")
@@ -239,9 +258,7 @@ def parse_manifest(root: Path, data: dict) -> Pack:
         where = f"archetypes.{_name(aname, 'archetypes')}"
         if not isinstance(a, dict):
             _fail(where, "must be an object")
-        psi = _get(a, "psi", where, float, 0.7)
-        if not -2 <= psi <= 2:
-            _fail(f"{where}.psi", f"{psi} is outside [-2, 2]")
+        psi = _within(_get(a, "psi", where, float, 0.7), "psi", f"{where}.psi")
         archetypes[aname] = Archetype(aname, _mix(a.get("sprite"), sprite.layer_groups, f"{where}.sprite"),
                                       _mix(a.get("face"), face.layer_groups, f"{where}.face"), psi)
     if not archetypes:
@@ -255,17 +272,17 @@ def parse_manifest(root: Path, data: dict) -> Pack:
         if any(name == other.name for other in emotions):
             _fail(f"{where}.name", f"{name!r} appears twice")
         emotions.append(Emotion(name, _mix(e, face.layer_groups, where)))
-    if not 1 <= len(emotions) <= 8:
-        _fail("emotions", f"a face sheet holds 1 to 8 emotions (faceIndex 0-7), not {len(emotions)}")
+    low, high = _request_limit("emotions").bounds
+    if not low <= len(emotions) <= high:
+        _fail("emotions", f"a face sheet holds {low} to {high} emotions (faceIndex 0-7), not {len(emotions)}")
     encoder = _get(fd, "encoder", "face", str, None)
     if encoder is not None and (Path(encoder).is_absolute() or ".." in Path(encoder).parts):
         _fail("face.encoder", "must be a path inside the pack")
     proj = _get(data, "projection", "", dict, {})
-    steps = _get(proj, "steps", "projection", int, 200)
     # 0: the encoder's w as it is; more: that many projection steps refine it.
-    if not (0 if encoder else 1) <= steps <= 5000:
-        _fail("projection.steps", f"{steps} is outside [{0 if encoder else 1}, 5000]"
-              + ("" if encoder else " (0 needs a face.encoder)"))
+    steps = _within(_get(proj, "steps", "projection", int, 200), "steps", "projection.steps")
+    if steps < 1 and not encoder:
+        _fail("projection.steps", f"{steps} is outside [1, {_request_limit('steps').high}] (0 needs a face.encoder)")
     loss = _get(proj, "loss", "projection", str, "pixel")
     if loss not in LOSSES:
         _fail("projection.loss", f"unknown loss {loss!r} (one of {', '.join(LOSSES)})")
@@ -287,11 +304,14 @@ def parse_manifest(root: Path, data: dict) -> Pack:
                 face_transparent=_get(fd, "transparent", "face", bool, True), raw=data)
 
 
-def load_pack(root) -> Pack:
-    """Read and check a pack's manifest, and that every file it names exists."""
-    root = Path(root)
+def load_pack(root=None) -> Pack:
+    """Read and check a pack's manifest, and that every file it names exists. root None: the
+    embedded default pack (DEFAULT_PACK)."""
+    root = DEFAULT_PACK if root is None else Path(root)
     manifest = root / MANIFEST
     if not manifest.is_file():
+        if root == DEFAULT_PACK:
+            raise PackError("the embedded default pack is not built yet; give a pack folder (see docs/packs.md)")
         raise PackError(f"{root}: not a pack (no {MANIFEST})")
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
@@ -322,7 +342,9 @@ class OpenPack:
     encoder: torch.nn.Module | None = None  # sprite sheet -> face W+ (rmmv_gan.encoder)
 
 
-def open_pack(root, device="cpu") -> OpenPack:
+def open_pack(root=None, device="cpu") -> OpenPack:
+    """Load a pack (None: the embedded default pack) and both its models on `device`, and
+    check the manifest against them."""
     pack = load_pack(root)
     nets = {}
     for model in MODELS:
@@ -332,8 +354,7 @@ def open_pack(root, device="cpu") -> OpenPack:
             _fail(f"{model}.file", str(exc))
     G = nets["sprite"]
     layout = pack.layout
-    need_w = layout.offset_x + layout.columns * layout.frame_w + (layout.columns - 1) * layout.gap_x
-    need_h = layout.offset_y + layout.rows * layout.frame_h + (layout.rows - 1) * layout.gap_y
+    need_w, need_h = layout.size
     if need_w > G.img_shape[1] or need_h > G.img_shape[0]:
         _fail("sprite.layout", f"needs a {need_w} x {need_h} image, the model draws {G.img_shape[1]} x {G.img_shape[0]}")
     for model in MODELS:
@@ -423,9 +444,7 @@ def init_pack(root, sprite_model, face_model, name=None) -> Pack:
         "projection": {"steps": 200, "loss": "pixel", "wplus": False},
         "default_archetype": "default",
     }
-    tmp = root / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(root / MANIFEST)
+    atomic_write_bytes(root / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"), overwrite=True)
     return load_pack(root)
 
 

@@ -1,5 +1,5 @@
 """The character pipeline: (pack, request) -> a walk sheet, an emotion face sheet, and how
-they were made. Every step of ../shared/DESIGN.md is in this file, in order:
+they were made. Every step of the character pipeline is in this file, in order:
 
 1. sprite w: z from the seed, mapped with truncation psi;
 2. sprite style mix: the archetype's preset layers;
@@ -14,19 +14,23 @@ they were made. Every step of ../shared/DESIGN.md is in this file, in order:
 
 It knows nothing of HTTP or of game folders: transports hand it a request and write what it
 returns (see rmmv_gan.game). The same request gives the same pixels.
+
+The request contract lives here too: `LIMITS` holds every field's bounds (the daemon serves
+them at /api/pack, and the web pages and the plugin read them from there), and
+`CharacterRequest.from_json` / `.resolved` are the one way a request is checked.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import numpy as np
 import torch
 
 from . import __version__
-from .game import AssetNameError, safe_asset_name
+from .game import MAX_NAME_LENGTH, AssetNameError, safe_asset_name
 from .latent import MAX_SEED, mix, to_uint8, truncate, z_from_seeds
 from .packs import OpenPack, PackError
 from .projector import ProjectionCancelled, ProjectionSettings, project
@@ -35,6 +39,7 @@ from .face_cutout import cut_out_bust
 from .sheets import clean_sheet, face_sheet, head_crop, idle_frame, native_to_character_sheet
 
 STAGES = ("sprite", "cleanup", "face", "faces")
+MAX_BODY = 64 * 1024  # bytes: the largest request body (HTTP) or request file (watcher) read
 
 
 class RequestError(ValueError):
@@ -43,6 +48,69 @@ class RequestError(ValueError):
 
 class Cancelled(RuntimeError):
     """The cancel callback asked the pipeline to stop."""
+
+
+@dataclass(frozen=True)
+class Limit:
+    """What one request field accepts: its JSON type, and bounds (the value for numbers, the
+    length for text, the count for lists; None: unbounded)."""
+
+    kind: str  # "number", "integer", "text" or "names" (a list of text)
+    low: float | None = None
+    high: float | None = None
+
+    def type_error(self, value) -> str | None:
+        """Why `value` is not of this field's JSON type, or None."""
+        ok = {"number": (int, float, np.floating), "integer": (int, np.integer), "text": (str,),
+              "names": (list,)}[self.kind]
+        if isinstance(value, bool) or not isinstance(value, ok):
+            want = {"number": "a number", "integer": "a whole number", "text": "text", "names": "a list of names"}
+            return f"must be {want[self.kind]}, not {type(value).__name__}"
+        if self.kind == "names" and not all(isinstance(v, str) for v in value):
+            return "must be a list of names"
+        return None
+
+    def check(self, key: str, value):
+        """RequestError naming `key` unless `value` is of the field's type and within bounds."""
+        why = self.type_error(value)
+        if why is not None:
+            raise RequestError(f"{key}: {why}")
+        size = len(value) if self.kind in ("text", "names") else value
+        finite = self.kind != "number" or np.isfinite(value)
+        if not (finite and (self.low is None or size >= self.low) and (self.high is None or size <= self.high)):
+            want = {"number": f"a number in {self.bounds}", "integer": f"a whole number in {self.bounds}",
+                    "text": f"{self.low} to {self.high} characters long",
+                    "names": f"{self.low} to {self.high} names"}[self.kind]
+            raise RequestError(f"{key}: must be {want}, not {value!r}")
+
+    def cast(self, value):
+        """The checked value as plain Python (numpy numbers from callers become float / int)."""
+        return {"number": float, "integer": int}.get(self.kind, lambda v: v)(value)
+
+    @property
+    def bounds(self) -> list:
+        return [self.low, self.high]
+
+
+# Every field of a character request, with what it accepts: one line per field. The daemon
+# serves the bounds at /api/pack; pages, plugin, packs and the probe read them from here.
+LIMITS = {
+    "archetype": Limit("text"),  # the pack says which
+    "psi": Limit("number", -2, 2),
+    "seed": Limit("integer", 0, MAX_SEED),
+    "name": Limit("text", 1, MAX_NAME_LENGTH),
+    "steps": Limit("integer", 0, 5000),  # 0: the encoder's face as it is (packs without one: see limits_for)
+    "emotions": Limit("names", 1, 8),  # a face sheet holds 8
+}
+
+
+def limits_for(pack) -> dict:
+    """LIMITS as they hold for `pack` (what /api/pack serves): without a face encoder, a face
+    needs at least one projection step."""
+    if pack.face_encoder:
+        return LIMITS
+    steps = LIMITS["steps"]
+    return LIMITS | {"steps": Limit(steps.kind, max(steps.low, 1), steps.high)}
 
 
 @dataclass
@@ -54,39 +122,63 @@ class CharacterRequest:
     steps: int | None = None
     emotions: list | None = None
 
+    @classmethod
+    def from_json(cls, body) -> "CharacterRequest":
+        """A request from parsed JSON (a POST body, a request file): only known fields, each of
+        its JSON type; RequestError names the field. Not resolved: see `resolved`."""
+        if not isinstance(body, dict):
+            raise RequestError("body: must be a JSON object")
+        for key in body:
+            if key not in LIMITS:
+                raise RequestError(f"{key}: unknown field (known: {', '.join(LIMITS)})")
+        values = {}
+        for key, limit in LIMITS.items():
+            if body.get(key) is None:
+                continue
+            why = limit.type_error(body[key])
+            if why is not None:
+                raise RequestError(f"{key}: {why}")
+            values[key] = body[key]
+        return cls(**values)
+
+    def as_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     def resolved(self, pack, rng: np.random.Generator | None = None) -> "CharacterRequest":
-        """Check every field against the pack and fill in the defaults (a random seed, the
-        archetype's psi, a generated name)."""
+        """Check every field against LIMITS and the pack and fill in the defaults (a random
+        seed, the archetype's psi, a generated name). Done once, where a request arrives: a
+        request resolved for this pack is returned as it is."""
+        if getattr(self, "_resolved_for", None) is pack:
+            return self
         archetype = self.archetype if self.archetype is not None else pack.default_archetype
         if not isinstance(archetype, str) or archetype not in pack.archetypes:
             raise RequestError(f"archetype: unknown archetype {archetype!r} "
                                f"(this pack has: {', '.join(pack.archetypes)})")
-        psi = self.psi if self.psi is not None else pack.archetypes[archetype].psi
-        if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not np.isfinite(psi) or not -2 <= psi <= 2:
-            raise RequestError(f"psi: must be a number in [-2, 2], not {psi!r}")
-        seed = self.seed
-        if seed is None:
-            seed = int((rng or np.random.default_rng()).integers(0, MAX_SEED + 1))
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-            raise RequestError(f"seed: must be a whole number in [0, {MAX_SEED}], not {seed!r}")
-        steps = self.steps if self.steps is not None else pack.projection_steps
-        low = 0 if pack.face_encoder else 1  # 0: the encoder's face as it is, no projection
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not low <= steps <= 5000:
-            raise RequestError(f"steps: must be a whole number in [{low}, 5000], not {steps!r}"
-                               + ("" if low == 0 else " (0 needs a pack with a face encoder)"))
-        emotions = self.emotions
-        if emotions is not None and (not isinstance(emotions, list) or not all(isinstance(e, str) for e in emotions)):
-            raise RequestError("emotions: must be a list of emotion names")
+        limits = limits_for(pack)
+        values = self.as_json() | {"archetype": archetype}
+        defaults = {"psi": lambda: pack.archetypes[archetype].psi, "steps": lambda: pack.projection_steps,
+                    "seed": lambda: int((rng or np.random.default_rng()).integers(limits["seed"].low,
+                                                                                  limits["seed"].high + 1))}
+        for key, default in defaults.items():
+            if values[key] is None:
+                values[key] = default()
+        for key, value in values.items():
+            if value is not None and key != "name":  # a name is checked as a file name below
+                limits[key].check(key, value)
+                values[key] = limits[key].cast(value)
         try:
-            emotion_names = [e.name for e in pack.select_emotions(emotions)]
+            values["emotions"] = [e.name for e in pack.select_emotions(values["emotions"])]
         except PackError as exc:
             raise RequestError(str(exc)) from None
-        name = self.name if self.name is not None else f"{archetype}_{seed}"
+        if values["name"] is None:
+            values["name"] = f"{archetype}_{values['seed']}"
         try:
-            name = safe_asset_name(name)
+            safe_asset_name(values["name"], max_length=limits["name"].high)
         except AssetNameError as exc:
             raise RequestError(f"name: {exc}") from None
-        return CharacterRequest(archetype, float(psi), int(seed), name, int(steps), emotion_names)
+        out = CharacterRequest(**values)
+        out._resolved_for = pack  # not a field: not compared, not in as_json
+        return out
 
 
 @dataclass
@@ -166,7 +258,7 @@ def make_characters(opened: OpenPack, requests, progress: Callable | None = None
     cancel() returning True stops with Cancelled between steps.
     """
     pack, G_s, G_f = opened.pack, opened.sprite, opened.face
-    reqs = [r.resolved(pack) for r in requests]
+    reqs = [r.resolved(pack) for r in requests]  # no work for requests resolved where they arrived
     n = len(reqs)
     device = G_s.mapping.w_avg.device
     timings = [{s: 0.0 for s in STAGES} for _ in reqs]

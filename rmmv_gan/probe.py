@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .latent import mix, to_uint8
+from .latent import map_seed, mix, to_uint8
 
 LABEL_WIDTH = 64
 
@@ -33,3 +36,50 @@ def probe_grid(G, w_a: torch.Tensor, w_b: torch.Tensor, layers, pad: int = 2, mi
         for col, img in enumerate(images):
             grid.paste(Image.fromarray(np.ascontiguousarray(img)), (LABEL_WIDTH + col * (w + pad), y))
     return np.asarray(grid)
+
+
+@dataclass
+class ProbeRequest:
+    """A probe of one model of a pack: seeds A and B, one row per layer."""
+
+    model: str
+    seeds: list
+    psi: float
+    layers: list
+
+    @classmethod
+    def from_json(cls, body, opened) -> "ProbeRequest":
+        """A probe request from parsed JSON, checked against the pack's models and the request
+        LIMITS (psi, seed); RequestError names the field."""
+        from .pipeline import LIMITS, RequestError
+
+        if not isinstance(body, dict):
+            raise RequestError("body: must be a JSON object")
+        for key in body:
+            if key not in ("model", "seeds", "psi", "layers"):
+                raise RequestError(f"{key}: unknown field (known: model, seeds, psi, layers)")
+        model = body.get("model", "face")
+        if model not in ("sprite", "face"):
+            raise RequestError(f"model: must be 'sprite' or 'face', not {model!r}")
+        num_ws = getattr(opened, model).num_ws
+        seeds = body.get("seeds", [1, 2])
+        if not isinstance(seeds, list) or len(seeds) != 2:
+            raise RequestError("seeds: must be a list of two seeds")
+        for seed in seeds:
+            LIMITS["seed"].check("seeds", seed)
+        psi = body.get("psi", 0.7)
+        LIMITS["psi"].check("psi", psi)
+        layers = body.get("layers", list(range(num_ws)))
+        if (not isinstance(layers, list) or not 1 <= len(layers) <= num_ws
+                or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < num_ws for i in layers)):
+            raise RequestError(f"layers: must be a list of 1 to {num_ws} layer numbers in [0, {num_ws - 1}]")
+        return cls(model, seeds, float(psi), layers)
+
+
+def run_probe(opened, req: ProbeRequest) -> bytes:
+    """The probe grid of an OpenPack's model as PNG bytes (nothing is written to disk)."""
+    G = getattr(opened, req.model)
+    w_a, w_b = (map_seed(G, s, psi=req.psi) for s in req.seeds)
+    buf = io.BytesIO()
+    Image.fromarray(probe_grid(G, w_a, w_b, req.layers)).save(buf, format="PNG")
+    return buf.getvalue()

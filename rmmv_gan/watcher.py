@@ -3,8 +3,8 @@
 
 A writer drops `ID.json` (written as `ID.json.tmp`, then renamed) into
 `GAME/rmmv_gan/requests/`. The watcher claims it by renaming it into `processing/`, runs it in
-the daemon's job queue (`rmmv_gan.server.JobQueue`, the same validation as
-`POST /api/characters`), writes `responses/ID.json` atomically and moves the request to
+a job queue (`rmmv_gan.jobs.JobQueue`, the daemon's when both run; the same request contract
+as `POST /api/characters`: `CharacterRequest.from_json`), writes `responses/ID.json` atomically and moves the request to
 `done/`. Each step is one rename or one atomic write, so a watcher killed at any moment leaves
 every request in exactly one of requests/, processing/ or done/, and a restart finishes what
 was left without running anything twice.
@@ -29,10 +29,10 @@ import threading
 import time
 from pathlib import Path
 
-from .game import (AssetExistsError, AssetNameError, GameFolder, atomic_write_bytes, character_files,
-                   safe_asset_name)
-from .pipeline import RequestError
-from .server import MAX_BODY, JobQueue, NameTaken, QueueFull, parse_character_body
+from .fileio import TargetExistsError, atomic_write_bytes, remove_stale_temporaries
+from .game import AssetNameError, GameFolder, SavedCharacter, character_files, safe_asset_name
+from .jobs import JobQueue, NameTaken, QueueFull
+from .pipeline import MAX_BODY, CharacterRequest, RequestError
 
 log = logging.getLogger("rmmv_gan.watcher")
 
@@ -41,7 +41,6 @@ KEEP_DAYS = 7.0
 SCAN_INTERVAL = 2.0  # seconds between fallback scans of requests/
 PRUNE_INTERVAL = 3600.0  # seconds between removals of expired done/ and responses/ files
 STALE_TMP = 60.0  # seconds before our own leftover temporaries (.XXXX.tmp) are removed
-POLL = 0.05  # seconds between looks at a running job
 
 
 class WatcherBusy(RuntimeError):
@@ -135,6 +134,8 @@ class Watcher:
         self._wake = threading.Event()
         self._ended = threading.Event()
         self._lock = None
+        self._running = None  # the job of the request being answered
+        self._running_lock = threading.Lock()
         self._observer = None
         self._thread = None
         self._last_prune = 0.0
@@ -157,7 +158,10 @@ class Watcher:
         """Take no new request; with cancel, also cancel the one running."""
         self._stopping.set()
         if cancel:
-            self._cancel.set()
+            with self._running_lock:
+                self._cancel.set()
+                if self._running is not None:
+                    self.jobs.cancel(self._running.id)  # no effect once it is writing: it then finishes
         self._wake.set()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -293,7 +297,7 @@ class Watcher:
             return
         try:
             body = self._read(claimed)
-            req = parse_character_body(body, self.pack)
+            req = CharacterRequest.from_json(body).resolved(self.pack)
         except RequestError as exc:
             self._respond(rid, "failed", None, str(exc))
             self._finish(claimed, rid)
@@ -334,7 +338,7 @@ class Watcher:
         None if it was cancelled or the watcher stopped before it could start."""
         while True:
             try:
-                job = self.jobs.submit(req)
+                job = self.jobs.character(req)
                 break
             except NameTaken as exc:
                 earlier = self._written_before_crash(req) if reclaimed else None
@@ -346,18 +350,19 @@ class Watcher:
                 if self._stopping.wait(0.5):
                     return None
         log.info("request %s: running (%s)", rid, req.name)
-        while True:
-            with self.jobs.lock:
-                state = job.state
-            if state not in JobQueue.ACTIVE:
-                break
-            if self._cancel.is_set():
-                self.jobs.cancel(job.id)  # no effect once it is writing: it then finishes
-            time.sleep(POLL)
-        if state == "done":
+        with self._running_lock:
+            self._running = job
+            if self._cancel.is_set():  # stop(cancel=True) came before the job was known
+                self.jobs.cancel(job.id)
+        try:
+            job.wait()
+        finally:
+            with self._running_lock:
+                self._running = None
+        if job.state == "done":
             log.info("request %s: done (%s, %s)", rid, job.result["character"], job.result["faces"])
             return "done", job.result, None
-        if state == "failed":
+        if job.state == "failed":
             log.info("request %s: failed: %s", rid, job.error)
             return "failed", None, job.error
         return None
@@ -369,21 +374,18 @@ class Watcher:
             meta = json.loads(paths["metadata"].read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        wanted = {"name": req.name, "seed": req.seed, "psi": req.psi, "archetype": req.archetype,
-                  "steps": req.steps, "emotions": req.emotions}
+        wanted = req.as_json()
         if not isinstance(meta, dict) or any(meta.get(k) != v for k, v in wanted.items()):
             return None
         if not (paths["character"].is_file() and paths["faces"].is_file()):
             return None
-        files = {k: str(p.relative_to(self.folder.base)).replace(os.sep, "/") for k, p in paths.items()}
-        return {"character": paths["character"].stem, "faces": paths["faces"].stem, "files": files,
-                "seed": req.seed}
+        return SavedCharacter.of(self.folder, req.name, req.seed, paths).result
 
     def _respond(self, rid: str, state: str, result, error):
         body = {"id": rid, "state": state, "result": result, "error": error}
         try:
             atomic_write_bytes(self.responses_dir / f"{rid}.json", _json(body), overwrite=False)
-        except AssetExistsError:  # answered already (a reused ID): the first answer stands
+        except TargetExistsError:  # answered already (a reused ID): the first answer stands
             log.info("request %s: a response exists; kept", rid)
 
     def _finish(self, claimed: Path, rid: str):
@@ -398,37 +400,27 @@ class Watcher:
         """Remove done requests and responses older than keep_days, and our own temporaries
         that a killed write left behind."""
         self._last_prune = now = time.time()
-        for folder, pattern, age in ((self.done_dir, "*.json", self.keep_days * 86400),
-                                     (self.responses_dir, "*.json", self.keep_days * 86400),
-                                     (self.responses_dir, ".*.tmp", STALE_TMP),
-                                     (self.processing_dir, ".*.tmp", STALE_TMP)):
-            for p in folder.glob(pattern):
+        for folder in (self.done_dir, self.responses_dir):
+            for p in folder.glob("*.json"):
                 try:
-                    if p.is_file() and now - p.stat().st_mtime >= age:
+                    if p.is_file() and now - p.stat().st_mtime >= self.keep_days * 86400:
                         p.unlink()
                 except OSError:
                     pass
+        remove_stale_temporaries((self.responses_dir, self.processing_dir), STALE_TMP)
 
 
 def _json(obj) -> bytes:
     return (json.dumps(obj, indent=2) + "\n").encode("utf-8")
 
 
-def watch(game: GameFolder | str | os.PathLike, opened, *, keep_days: float = KEEP_DAYS,
+def watch(game: GameFolder | str | os.PathLike, jobs: JobQueue, pack, *, keep_days: float = KEEP_DAYS,
           scan_interval: float = SCAN_INTERVAL, echo=print) -> None:
-    """Answer request files in `game` until Ctrl+C: the first stops after the running request,
-    a second cancels it (it stays in processing/ and runs on the next start)."""
-    from .server import remove_stale_temporaries
-
-    folder = game if isinstance(game, GameFolder) else GameFolder(game)
-    remove_stale_temporaries(folder)
-    jobs = JobQueue(opened, folder, maxsize=1)
-    watcher = Watcher(folder, jobs, opened.pack, keep_days=keep_days, scan_interval=scan_interval)
-    try:
-        watcher.start()
-    except BaseException:
-        jobs.close()
-        raise
+    """Answer request files in `game` through `jobs` until Ctrl+C: the first stops after the
+    running request, a second cancels it (it stays in processing/ and runs on the next start).
+    `rmmv-gan watch` runs this through `rmmv_gan.daemon.Daemon.watch`."""
+    watcher = Watcher(game, jobs, pack, keep_days=keep_days, scan_interval=scan_interval)
+    watcher.start()
     echo(f"watching {watcher.requests_dir} (Ctrl+C stops)")
     try:
         try:
@@ -446,4 +438,3 @@ def watch(game: GameFolder | str | os.PathLike, opened, *, keep_days: float = KE
                 watcher.join(30)
     finally:
         watcher.close()
-        jobs.close()

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rmmv_gan.server import ServerConfig, create_app, make_server
+from rmmv_gan.daemon import Daemon, ServerConfig
 
 TOKEN = "browser-token-123456"
 TIMEOUT = 120  # seconds: the job is tiny, but the machine may be shared with a training run
@@ -67,15 +67,15 @@ def daemon(game, opened):
     """The real server on a free loopback port, as `rmmv-gan serve` runs it."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the test pack is tiny; a thread pool fighting Chromium only slows it
-    app = create_app(ServerConfig(project=game, port=0, token=TOKEN), opened)
-    server = make_server(app)
+    running = Daemon(ServerConfig(project=game, port=0, token=TOKEN), opened)
+    server = running.bind()
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        yield app.extensions["rmmv_gan"]["url"]
+        yield running.url
     finally:
         server.close()
-        app.extensions["rmmv_gan"]["jobs"].close()
+        running.close()
         thread.join(5)
         torch.set_num_threads(threads)
 

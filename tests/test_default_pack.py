@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from rmmv_gan.cli import DEFAULT_PACK
+from rmmv_gan.packs import DEFAULT_PACK
 from rmmv_gan.packs import open_pack
 from rmmv_gan import procedural
 
@@ -32,7 +32,7 @@ def test_the_models_fit_the_size_budget():
 
 def test_the_installed_package_carries_the_pack(tmp_path):
     """Run from another folder, so the import finds the installed package, not this checkout."""
-    code = ("from rmmv_gan.cli import DEFAULT_PACK; from rmmv_gan.packs import load_pack; "
+    code = ("from rmmv_gan.packs import DEFAULT_PACK; from rmmv_gan.packs import load_pack; "
             "p = load_pack(DEFAULT_PACK); print(p.name, len(p.emotions))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

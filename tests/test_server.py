@@ -15,8 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
+from rmmv_gan.daemon import Daemon, ServerConfig
 from rmmv_gan.pipeline import make_character
-from rmmv_gan.server import ServerConfig, create_app, make_server
 
 
 PORT = 8765
@@ -36,17 +36,16 @@ def one_thread():
 
 @pytest.fixture
 def make_app(game, opened):
-    apps = []
+    daemons = []
 
     def make(**kw):
-        cfg = dict(project=game, port=PORT, token=TOKEN) | kw
-        app = create_app(ServerConfig(**cfg), opened)
-        apps.append(app)
-        return app
+        daemon = Daemon(ServerConfig(**(dict(project=game, port=PORT, token=TOKEN) | kw)), opened)
+        daemons.append(daemon)
+        return daemon.app()
 
     yield make
-    for app in apps:
-        app.extensions["rmmv_gan"]["jobs"].close()
+    for daemon in daemons:
+        daemon.close()
 
 
 @pytest.fixture
@@ -348,17 +347,17 @@ def test_cancel_a_running_job(make_app, game):
 
 
 def test_a_job_writing_its_files_can_no_longer_be_cancelled(make_app, game, monkeypatch):
-    import rmmv_gan.server as server_module
+    import rmmv_gan.jobs as jobs_module
 
     writing, gate = threading.Event(), threading.Event()
-    real_save = server_module.save_character
+    real_save = jobs_module.save_character
 
     def slow_save(*args, **kw):
         writing.set()
         assert gate.wait(30)
         return real_save(*args, **kw)
 
-    monkeypatch.setattr(server_module, "save_character", slow_save)
+    monkeypatch.setattr(jobs_module, "save_character", slow_save)
     c = make_app().test_client()
     job = post(c, {"seed": 1, "steps": 2, "name": "Late"}).json["job"]
     assert writing.wait(30)
@@ -449,28 +448,34 @@ def test_serve_refuses_a_folder_that_is_not_a_game(tmp_path, pack_dir):
     assert r.exit_code == 1 and "not an RPG Maker MV or MZ project" in r.output and "Traceback" not in r.output
 
 
-def test_serve_warns_when_listening_beyond_loopback(game, pack_dir, monkeypatch):
-    from click.testing import CliRunner
+def start_serve(game, pack_dir, *args):
+    """`rmmv-gan serve` as a process on a free port; returns it once it says it is serving,
+    with what it wrote to stderr until then."""
+    env = dict(os.environ, RMMV_GAN_TOKEN=TOKEN, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "rmmv_gan.cli", "serve", "--project", str(game), "--pack",
+                             str(pack_dir), "--port", "0", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    said = []
+    for line in proc.stderr:  # blocks until the daemon speaks; ends if it dies
+        said.append(line)
+        if line.startswith("rmmv-gan daemon on"):
+            break
+    assert said and said[-1].startswith("rmmv-gan daemon on"), "".join(said)
+    return proc, "".join(said)
 
-    import rmmv_gan.server as server_module
-    from rmmv_gan.cli import main
 
-    class FakeServer:
-        def run(self):
-            pass
+def stop(proc):
+    proc.terminate()
+    proc.wait(10)
 
-    def fake_make_server(app):
-        server_module.set_port(app, 8765)
-        return FakeServer()
 
-    monkeypatch.setattr(server_module, "make_server", fake_make_server)
-    r = CliRunner().invoke(main, ["serve", "--project", str(game), "--pack", str(pack_dir), "--host", "0.0.0.0",
-                                  "--token", TOKEN])
-    assert r.exit_code == 0, r.output
-    assert "Warning: --host 0.0.0.0 is not loopback" in r.output
-    r = CliRunner().invoke(main, ["serve", "--project", str(game), "--pack", str(pack_dir), "--token", TOKEN])
-    assert r.exit_code == 0 and "Warning" not in r.output
-
+def test_serve_warns_when_listening_beyond_loopback(game, pack_dir):
+    proc, said = start_serve(game, pack_dir, "--host", "0.0.0.0")
+    stop(proc)
+    assert "Warning: --host 0.0.0.0 is not loopback" in said
+    proc, said = start_serve(game, pack_dir)
+    stop(proc)
+    assert "Warning" not in said
 
 
 def test_waitress_serves_concurrent_clients_without_clashes(game, opened):
@@ -490,8 +495,8 @@ def test_waitress_serves_concurrent_clients_without_clashes(game, opened):
         conn.close()
         return resp.status, resp.getheader("Retry-After"), json.loads(payload) if payload else None
 
-    app = create_app(ServerConfig(project=game, port=0, token=TOKEN, queue_size=3), opened)
-    server = make_server(app)
+    daemon = Daemon(ServerConfig(project=game, port=0, token=TOKEN, queue_size=3), opened)
+    server = daemon.bind()
     port = server.effective_port
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -543,7 +548,7 @@ def test_waitress_serves_concurrent_clients_without_clashes(game, opened):
                 im.load()
     finally:
         server.close()
-        app.extensions["rmmv_gan"]["jobs"].close()
+        daemon.close()
         thread.join(5)
 
 

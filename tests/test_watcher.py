@@ -17,8 +17,9 @@ from PIL import Image
 
 from rmmv_gan.game import GameFolder
 from rmmv_gan.pipeline import make_character
-from rmmv_gan.server import JobQueue, ServerConfig, create_app
-from rmmv_gan.watcher import Watcher, WatcherBusy, sanitized_id, watch
+from rmmv_gan.daemon import Daemon, ServerConfig
+from rmmv_gan.jobs import JobQueue
+from rmmv_gan.watcher import Watcher, WatcherBusy, sanitized_id
 
 from test_server import TOKEN, img_files, one_thread  # noqa: F401 - one_thread: autouse, one torch thread
 
@@ -325,11 +326,11 @@ def test_http_and_file_jobs_share_the_daemons_one_worker_queue(game, opened, dir
             with lock:
                 active[0] -= 1
 
-    app = create_app(ServerConfig(project=game, port=8765, token=TOKEN, runner=runner), opened)
-    jobs = app.extensions["rmmv_gan"]["jobs"]
-    client = app.test_client()
+    daemon = Daemon(ServerConfig(project=game, port=8765, token=TOKEN, runner=runner), opened)
+    jobs = daemon.jobs
+    client = daemon.app().test_client()
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    watcher = Watcher(app.extensions["rmmv_gan"]["folder"], jobs, opened.pack, scan_interval=0.2)
+    watcher = Watcher(daemon.folder, jobs, opened.pack, scan_interval=0.2)
     try:
         http = client.post("/api/characters", json={"seed": 1, "steps": 1, "name": "ByHttp"},
                            base_url="http://127.0.0.1:8765", headers=auth)
@@ -353,31 +354,17 @@ def test_http_and_file_jobs_share_the_daemons_one_worker_queue(game, opened, dir
         jobs.close()
 
 
-def test_serve_with_watch_answers_request_files(game, pack_dir, dirs, monkeypatch):
-    from click.testing import CliRunner
+def test_serve_with_watch_answers_request_files(game, pack_dir, dirs):
+    from test_server import start_serve, stop
 
-    import rmmv_gan.server as server_module
-    from rmmv_gan.cli import main
-
-    seen = {}
-
-    class FakeServer:  # the HTTP side is tested elsewhere; here only the watcher runs
-        def run(self):
-            drop(dirs, "viaserve", {"seed": 6, "steps": 1})
-            seen.update(responses(dirs, ["viaserve"]))
-
-        def close(self):
-            pass
-
-    def fake_make_server(app):
-        server_module.set_port(app, 8765)
-        return FakeServer()
-
-    monkeypatch.setattr(server_module, "make_server", fake_make_server)
-    r = CliRunner().invoke(main, ["serve", "--project", str(game), "--pack", str(pack_dir), "--token", TOKEN,
-                                  "--watch"])
-    assert r.exit_code == 0, r.output
-    assert seen["viaserve"]["state"] == "done" and (game / "img/faces/default_6.png").is_file()
+    proc, said = start_serve(game, pack_dir, "--watch")
+    try:
+        assert "answering request files in" in said
+        drop(dirs, "viaserve", {"seed": 6, "steps": 1})
+        assert responses(dirs, ["viaserve"])["viaserve"]["state"] == "done"
+    finally:
+        stop(proc)
+    assert (game / "img/faces/default_6.png").is_file()
 
 
 def test_watch_refuses_a_folder_that_is_not_a_game(tmp_path, pack_dir):
@@ -485,13 +472,19 @@ def interrupt_when(path, times=1):
     return t
 
 
+def watch(game, opened, said):
+    """`rmmv-gan watch` in this process: a Daemon's watcher, without HTTP, until Ctrl+C."""
+    Daemon(ServerConfig(project=game, queue_size=1, write_server_json=False), opened).watch(
+        scan_interval=0.2, echo=said.append)
+
+
 def test_ctrl_c_finishes_the_running_request_then_stops(game, opened, dirs, sigint_raises):
     # Long enough (seconds) to be seen in processing/ and to outlast the 0.1 s before the press.
     drop(dirs, "first", {"seed": 1, "steps": 20})
     drop(dirs, "second", {"seed": 2, "steps": 1})
     said = []
     presser = interrupt_when(dirs["processing"] / "first.json")
-    watch(game, opened, scan_interval=0.2, echo=said.append)
+    watch(game, opened, said)
     presser.join(5)
     assert json.loads((dirs["responses"] / "first.json").read_text())["state"] == "done"
     assert listing(dirs["requests"]) == ["second.json"] and not (dirs["responses"] / "second.json").exists()
@@ -503,7 +496,7 @@ def test_a_second_ctrl_c_cancels_the_running_request_cleanly(game, opened, dirs,
     said = []
     presser = interrupt_when(dirs["processing"] / "long.json", times=2)
     started = time.time()
-    watch(game, opened, scan_interval=0.2, echo=said.append)
+    watch(game, opened, said)
     presser.join(5)
     assert time.time() - started < 30
     assert said[-1] == "cancelling the running request"

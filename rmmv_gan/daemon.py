@@ -1,0 +1,160 @@
+"""The daemon as one object, the Python API under `rmmv-gan serve` and `rmmv-gan watch`.
+
+A `Daemon` holds what both transports share: the config, the game folder, the opened pack,
+the job queue (rmmv_gan.jobs), the token and the URL. `.app()` is its HTTP side
+(rmmv_gan.server), `.serve()` runs that with waitress (and, if asked, the folder watcher on
+the same queue), `.watch()` runs the folder watcher alone (rmmv_gan.watcher). The server and
+the watcher do not know each other; this module puts them side by side.
+
+    daemon = Daemon(ServerConfig(project="MyGame"))   # the embedded default pack
+    app = daemon.app()                                # Flask: test_client(), or any WSGI server
+    daemon.serve()                                    # until Ctrl+C
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Callable
+
+from flask import Flask
+
+from .fileio import atomic_write_bytes
+from .game import GameFolder
+from .jobs import JobQueue, remove_stale_temporaries
+from .server import ServerConfig, build_app
+
+__all__ = ["Daemon", "ServerConfig", "resolve_token", "url_host", "allowed_hosts", "is_loopback",
+           "write_server_json"]
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WILDCARD = ("", "0.0.0.0", "::")
+
+
+def resolve_token(explicit: str | None) -> str:
+    token = explicit or os.environ.get("RMMV_GAN_TOKEN") or secrets.token_urlsafe(32)
+    if not token.isprintable() or any(c.isspace() for c in token) or len(token) < 8:
+        raise ValueError("token: use at least 8 printable characters without spaces")
+    return token
+
+
+def url_host(host: str) -> str:
+    """The host part of the daemon's URL: loopback for a wildcard bind, IPv6 in brackets."""
+    if host in WILDCARD:
+        host = "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def allowed_hosts(host: str, port: int) -> set:
+    names = {"127.0.0.1", "localhost", "[::1]"}
+    if host not in WILDCARD:
+        names.add(url_host(host))
+    return {f"{n}:{port}".lower() for n in names}
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK or host.startswith("127.")
+
+
+def write_server_json(folder: GameFolder, url: str, token: str) -> Path:
+    """GAME/rmmv_gan/server.json {url, token}, atomically, private to the user where the OS can."""
+    path = folder.data_dir / "server.json"
+    # Private from the first byte (the temporary file is 0600 and is renamed into place):
+    # a reader never sees it empty or half written.
+    atomic_write_bytes(path, (json.dumps({"url": url, "token": token}, indent=2) + "\n").encode(), overwrite=True,
+                       mode=0o600)
+    return path
+
+
+class Daemon:
+    """Config, game folder, opened pack, job queue, token and URL of one daemon.
+
+    `opened`: an OpenPack already loaded (else the config's pack is opened; pack_dir None is
+    the embedded default pack). The job queue's worker starts here; `close()` stops it.
+    """
+
+    def __init__(self, config: ServerConfig | dict, opened=None):
+        self.config = cfg = config if isinstance(config, ServerConfig) else ServerConfig(**config)
+        self.folder = GameFolder(cfg.project)
+        if opened is None:
+            import torch
+
+            from .packs import open_pack
+
+            opened = open_pack(cfg.pack_dir, torch.device(cfg.device))
+        self.opened = opened
+        self.token = resolve_token(cfg.token)
+        self.jobs = JobQueue(opened, self.folder, cfg.queue_size, cfg.runner)
+        self._app = None
+        self.listen_on(cfg.port)
+
+    def listen_on(self, port: int):
+        """The port the daemon is served on: its URL, the Host names and CORS origins it accepts."""
+        self.port = port
+        self.url = f"http://{url_host(self.config.host)}:{port}"
+        self.hosts = allowed_hosts(self.config.host, port)
+        self.origins = {f"http://{h}" for h in self.hosts} | set(self.config.origins)
+
+    def app(self) -> Flask:
+        """The daemon's Flask app (one per daemon)."""
+        if self._app is None:
+            self._app = build_app(self)
+        return self._app
+
+    def bind(self, threads: int = 4):
+        """A waitress server for the app, bound and ready (`.run()`, `.close()`); clears what a
+        killed writer left and writes GAME/rmmv_gan/server.json with the real URL (also for
+        port 0). OSError if the address cannot be bound."""
+        from waitress import create_server
+
+        server = create_server(self.app(), host=self.config.host, port=self.config.port, threads=threads,
+                               ident="rmmv-gan")
+        self.listen_on(server.effective_port)
+        remove_stale_temporaries(self.folder)
+        if self.config.write_server_json:
+            write_server_json(self.folder, self.url, self.token)
+        return server
+
+    def serve(self, *, watch_files: bool = False, keep_days: float | None = None,
+              echo: Callable[[str], None] = print):
+        """Serve HTTP (and, with watch_files, answer request files on the same queue) until
+        Ctrl+C; then stop, cancelling the running job (it reruns on the next start). Raises
+        OSError if the address cannot be bound, WatcherBusy if another watcher has the game."""
+        server = self.bind()
+        watcher = None
+        try:
+            if watch_files:
+                from .watcher import KEEP_DAYS, Watcher
+
+                watcher = Watcher(self.folder, self.jobs, self.opened.pack,
+                                  keep_days=keep_days or KEEP_DAYS).start()
+            echo(f"rmmv-gan daemon on {self.url} (pack {self.opened.pack.name!r}, {self.config.device}); "
+                 f"token in {self.folder.data_dir / 'server.json'}"
+                 + (f"; answering request files in {watcher.requests_dir}" if watcher else ""))
+            try:
+                server.run()
+            except KeyboardInterrupt:
+                pass
+        finally:
+            server.close()
+            if watcher is not None:  # like HTTP jobs, a running file job is cancelled; it reruns next start
+                watcher.close()
+            self.close()
+
+    def watch(self, *, keep_days: float | None = None, scan_interval: float | None = None,
+              echo: Callable[[str], None] = print):
+        """Answer request files until Ctrl+C (rmmv_gan.watcher.watch), without HTTP."""
+        from .watcher import watch
+
+        remove_stale_temporaries(self.folder)
+        try:
+            watch(self.folder, self.jobs, self.opened.pack, echo=echo,
+                  **{k: v for k, v in (("keep_days", keep_days), ("scan_interval", scan_interval)) if v is not None})
+        finally:
+            self.close()
+
+    def close(self, timeout: float = 10.0):
+        """Stop the job queue: queued jobs are cancelled, the running one is asked to stop."""
+        self.jobs.close(timeout)

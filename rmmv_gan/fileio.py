@@ -1,0 +1,123 @@
+"""Writes that never leave a torn file, for every file rmmv-gan writes (assets, w files,
+models, pack manifests, checkpoints, the daemon's server.json, the watcher's responses).
+
+A write goes into a hidden temporary file beside the target (`.XXXX.tmp`), is flushed to
+disk, and is put in place in one step, so a crash at any moment leaves the old file or the
+new one, and an error leaves no temporary file. A killed process can still leave a
+temporary behind; `remove_stale_temporaries` clears those.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterable
+
+__all__ = ["TargetExistsError", "atomic_write", "atomic_write_bytes", "remove_stale_temporaries", "TEMP_GLOB"]
+
+TEMP_GLOB = ".*.tmp"  # what our temporaries look like: hidden, beside their target
+
+
+class TargetExistsError(FileExistsError):
+    """The target exists and overwrite was not asked for."""
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":  # Windows cannot open a folder; NTFS journals the rename itself
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _exists_error(path: Path) -> TargetExistsError:
+    return TargetExistsError(f"{path} already exists; pass overwrite=True to replace it or ask for a unique name")
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None],
+                 overwrite: bool = False, mode: int | None = None) -> Path:
+    """Call `write(f)` on a temporary file beside `path`, then put it in place in one step.
+
+    overwrite=False raises TargetExistsError if `path` exists (also when it appears while
+    writing: the final step is a hard link, which never replaces). Any exception removes the
+    temporary file and leaves `path` as it was. `mode` sets the file's permission bits
+    (default: those of the file it replaces, or 0644).
+    """
+    path = Path(path)
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    if not overwrite and path.exists():
+        raise _exists_error(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); an asset should be as readable as the old one
+        # or as a normal new file, or a web server may not serve it.
+        if mode is None:
+            try:
+                mode = path.stat().st_mode & 0o777
+            except OSError:
+                mode = 0o644
+        os.chmod(tmp, mode)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _place_new(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(folder)
+    return path
+
+
+def _place_new(tmp: str, path: Path) -> None:
+    try:
+        os.link(tmp, path)  # atomic and fails if the name is taken
+    except FileExistsError:
+        raise _exists_error(path) from None
+    except OSError:
+        # No hard links here (FAT, some network shares): check, then rename.
+        if path.exists():
+            raise _exists_error(path) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = False,
+                       mode: int | None = None) -> Path:
+    """Write `data` to `path` atomically (see `atomic_write`)."""
+    return atomic_write(path, lambda f: f.write(data), overwrite, mode)
+
+
+def remove_stale_temporaries(folders: Iterable[str | os.PathLike], min_age: float = 60.0) -> list[Path]:
+    """Remove our temporaries (`.XXXX.tmp`) older than `min_age` seconds from `folders`: what
+    a killed writer left. Younger ones may belong to a write in progress and stay."""
+    removed = []
+    now = time.time()
+    for d in map(Path, folders):
+        if not d.is_dir():
+            continue
+        for p in d.glob(TEMP_GLOB):
+            try:
+                if p.is_file() and now - p.stat().st_mtime >= min_age:
+                    p.unlink()
+                    removed.append(p)
+            except OSError:  # removed meanwhile, or not ours to remove
+                pass
+    return removed

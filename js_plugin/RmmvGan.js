@@ -70,16 +70,15 @@
  *
  * @param defaultPsi
  * @text Default psi
- * @desc Truncation psi (-2 to 2) when a command gives none. Empty: the archetype's.
+ * @desc Truncation psi when a command gives none (range: the daemon's). Empty: the archetype's.
  * @type string
  * @default
  *
  * @param steps
  * @text Projection steps
- * @desc Projection steps for the faces (1-5000). 0: the pack's. Fewer is faster and less faithful.
+ * @desc Projection steps for the faces (range: the daemon's). 0: the pack's. Fewer is faster and less faithful.
  * @type number
  * @min 0
- * @max 5000
  * @default 0
  *
  * @param timeout
@@ -134,7 +133,7 @@
  *
  * @arg psi
  * @text Psi
- * @desc Truncation psi, -2 to 2. Empty: the default.
+ * @desc Truncation psi (range: the daemon's). Empty: the default.
  * @type string
  * @default
  *
@@ -839,6 +838,13 @@ var RmmvGan = (function() {
         this.changePaintOpacity(true);
     };
 
+    // The daemon's request limits ({field: [low, high]}, GET /api/pack); the plugin holds
+    // none of its own. Without them (file transport) the watcher checks and answers.
+    function withinLimits(limits, field, value) {
+        var range = limits && limits[field];
+        return range ? Math.max(range[0], Math.min(range[1], value)) : value;
+    }
+
     Window_RmmvGanOptions.prototype.isValueSymbol = function(symbol) {
         return symbol === 'archetype' || symbol === 'psi' || symbol === 'seed';
     };
@@ -852,12 +858,12 @@ var RmmvGan = (function() {
             if (s.psiFollowsArchetype && typeof psi === 'number') s.psi = psi;
         } else if (symbol === 'psi') {
             var base = s.psi === null ? 0.7 : s.psi;
-            s.psi = Math.max(-2, Math.min(2, Math.round((base + step * 0.1) * 100) / 100));
+            s.psi = withinLimits(s.limits, 'psi', Math.round((base + step * 0.1) * 100) / 100);
             s.psiFollowsArchetype = false;
         } else if (symbol === 'seed') {
             // OK (step 0) switches between random and a fixed seed; left/right change it.
             if (step === 0) s.seed = s.seed === null ? (s.lastSeed || 0) : null;
-            else s.seed = Math.max(0, Math.min(4294967295, (s.seed === null ? (s.lastSeed || 0) : s.seed) + step));
+            else s.seed = withinLimits(s.limits, 'seed', Math.max(0, (s.seed === null ? (s.lastSeed || 0) : s.seed) + step));
         } else {
             return;
         }
@@ -1023,7 +1029,7 @@ var RmmvGan = (function() {
         this._previewName = null;
         this._job = null;
         this._settings = {archetypes: [], archetypePsi: {}, archetypeIndex: 0, psi: params.defaultPsi,
-            psiFollowsArchetype: params.defaultPsi === null, seed: null, lastSeed: 0, busy: false};
+            psiFollowsArchetype: params.defaultPsi === null, seed: null, lastSeed: 0, busy: false, limits: null};
     };
 
     Scene_RmmvGan.prototype.prepare = function(previewName) {
@@ -1077,6 +1083,7 @@ var RmmvGan = (function() {
     Scene_RmmvGan.prototype.applyPack = function(pack) {
         var s = this._settings;
         if (s.archetypes.length || !pack || !pack.archetypes) return;
+        s.limits = pack.limits || null;
         for (var i = 0; i < pack.archetypes.length; i++) {
             s.archetypes.push(pack.archetypes[i].name);
             s.archetypePsi[pack.archetypes[i].name] = pack.archetypes[i].psi;

@@ -186,18 +186,14 @@ def save_w(path, w: torch.Tensor) -> None:
     """Write [num_ws, w_dim] as .npy, or as the official projector's .npz (key 'w', [1, num_ws, w_dim])."""
     from pathlib import Path
 
+    from .fileio import atomic_write
+
     path = Path(path)
     arr = w.detach().cpu().float().numpy().reshape(-1, w.shape[-1])
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            if path.suffix.lower() == ".npz":
-                np.savez(f, w=arr[None])
-            else:
-                np.save(f, arr)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    if path.suffix.lower() == ".npz":
+        atomic_write(path, lambda f: np.savez(f, w=arr[None]), overwrite=True)
+    else:
+        atomic_write(path, lambda f: np.save(f, arr), overwrite=True)
 
 
 def resolve_w(spec, G, psi=1.0, class_idx=None) -> torch.Tensor:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .fileio import atomic_write_bytes
 from .nets import stylegan2, stylegan3
 
 FORMAT_NAME = "rmmv-gan"
@@ -343,7 +344,7 @@ def save_networks(path, networks: dict, half: bool = False, extra: dict | None =
     `half=True` stores floating-point tensors as float16 (half the size; they are cast back to
     float32 on load).
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     config = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "networks": {}}
     if extra:
@@ -360,17 +361,10 @@ def save_networks(path, networks: dict, half: bool = False, extra: dict | None =
                 t = t.to(torch.float16)
             tensors[f"{kind}.{name}"] = t
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path.parent}: no such folder")
-    try:
-        try:
-            save_file(tensors, str(tmp), metadata={FORMAT_NAME: json.dumps(config)})
-        except Exception as exc:  # noqa: BLE001 - safetensors reports I/O failures as its own error type
-            raise OSError(f"{path}: cannot write ({exc})") from None
-        tmp.replace(path)  # a failed write leaves the old file, never a torn one
-    finally:
-        tmp.unlink(missing_ok=True)
+    data = save(tensors, metadata={FORMAT_NAME: json.dumps(config)})
+    atomic_write_bytes(path, data, overwrite=True)  # a failed write leaves the old file, never a torn one
 
 
 def new_network(kind: str, arch: str, **kwargs) -> torch.nn.Module:

@@ -5,7 +5,7 @@ Two phases, both on the same networks:
 1. Reconstruction (procedural data only). The procedural renderers draw an image from a
    Gaussian vector v; the generator gets z = v and learns G(z) = render(v) with an L1 plus
    edge loss. Exact targets converge far faster than an adversarial game, which matters on a
-   2-core CPU (see ../shared/DESIGN.md, "Training the default models").
+   2-core CPU (see docs/default-pack.md).
 2. Adversarial. Non-saturating logistic loss, R1 penalty on real images every `r1_interval`
    steps (lazy regularisation, scaled by the interval), style-mixing regularisation, and an
    exponential moving average of G's weights (G_ema, the network that ships). For procedural
@@ -32,6 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .fileio import atomic_write
+from .latent import to_uint8
 from .models import load_generator, new_network, save_networks
 
 # Canvases and networks sized for CPU training (see docs/default-pack.md for the reasoning).
@@ -294,9 +296,8 @@ class Trainer:
                  "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "step": self.step,
                  "expression_ws": self.expression_ws.detach(),
                  "config": json.dumps(asdict(self.cfg))}
-        tmp = self.checkpoint_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.checkpoint_path)  # a crash leaves the previous checkpoint whole
+        # a crash leaves the previous checkpoint whole
+        atomic_write(self.checkpoint_path, lambda f: torch.save(state, f), overwrite=True)
 
     def resume(self) -> bool:
         if not self.checkpoint_path.exists():
@@ -414,7 +415,7 @@ class Trainer:
 
         with torch.no_grad():
             img = self.G_ema.synthesis(self._styles(self.G_ema, self.fixed_z, psi=0.7), noise_mode="const")
-        imgs = (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
+        imgs = to_uint8(img)
         scale = 2
         imgs = [np.repeat(np.repeat(i, scale, 0), scale, 1) for i in imgs]
         grid = contact_sheet(imgs, columns=8, pad=2, background=(40, 40, 40, 255))

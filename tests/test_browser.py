@@ -153,3 +153,28 @@ def test_page_generates_a_character_and_shows_its_images(browser, daemon, game, 
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         for (let k = 3; k < d.length; k += 4) if (d[k] > 0) return true;
         return false;""", "the walk sheet on the canvas")
+
+
+def test_pages_take_their_bounds_from_the_daemons_limits(browser, daemon, monkeypatch):
+    from selenium.webdriver.common.by import By
+
+    from rmmv_gan.pipeline import LIMITS, Limit
+
+    monkeypatch.setitem(LIMITS, "psi", Limit("number", -1, 1.5))
+    monkeypatch.setitem(LIMITS, "seed", Limit("integer", 0, 999))
+    monkeypatch.setitem(LIMITS, "steps", Limit("integer", 1, 77))
+    monkeypatch.setitem(LIMITS, "name", Limit("text", 1, 12))
+    browser.get(daemon + "/")
+    browser.find_element(By.ID, "token").clear()
+    browser.find_element(By.ID, "token").send_keys(TOKEN)
+    browser.find_element(By.ID, "save-token").click()
+    wait_for(browser, "return document.getElementById('status').textContent === 'ready'", "the pack to load")
+    bounds = browser.execute_script(
+        "return ['psi', 'seed', 'steps'].map(id => [document.getElementById(id).min, document.getElementById(id).max])"
+        ".concat([document.getElementById('name').maxLength])")
+    assert bounds == [["-1", "1.5"], ["0", "999"], ["1", "77"], 12]
+    browser.get(daemon + "/probe")  # the token saved on the generator page
+    wait_for(browser, "return document.getElementById('status').textContent === 'ready'", "the limits to load")
+    bounds = browser.execute_script(
+        "return ['seed-a', 'seed-b', 'psi'].map(id => [document.getElementById(id).min, document.getElementById(id).max])")
+    assert bounds == [["0", "999"], ["0", "999"], ["-1", "1.5"]]

@@ -30,7 +30,14 @@ from .probe import ProbeRequest
 
 log = logging.getLogger("rmmv_gan.server")
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+def _templates() -> Path:
+    """The pages' folder: the copy inside an installed package (setup.py puts it there), else
+    the checkout's top-level templates/, their one source."""
+    packaged = Path(__file__).resolve().parent / "templates"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "templates"
+
+
+TEMPLATES = _templates()
 
 
 @dataclass

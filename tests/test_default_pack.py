@@ -5,8 +5,7 @@ import sys
 
 import pytest
 
-from rmmv_gan.packs import DEFAULT_PACK
-from rmmv_gan.packs import open_pack
+from rmmv_gan.packs import DEFAULT_PACK, open_pack
 from rmmv_gan import procedural
 
 
@@ -25,6 +24,10 @@ def test_it_has_four_archetypes_and_eight_emotions(opened):
     assert [e.name for e in opened.pack.emotions] == list(procedural.EXPRESSIONS)
 
 
+def test_open_pack_without_a_folder_opens_the_embedded_pack(opened):
+    assert open_pack(None).content_hash == opened.content_hash
+
+
 def test_the_models_fit_the_size_budget():
     size = sum((DEFAULT_PACK / f).stat().st_size for f in ("sprite.safetensors", "face.safetensors"))
     assert size <= 25 * 1024 * 1024
@@ -32,8 +35,7 @@ def test_the_models_fit_the_size_budget():
 
 def test_the_installed_package_carries_the_pack(tmp_path):
     """Run from another folder, so the import finds the installed package, not this checkout."""
-    code = ("from rmmv_gan.packs import DEFAULT_PACK; from rmmv_gan.packs import load_pack; "
-            "p = load_pack(DEFAULT_PACK); print(p.name, len(p.emotions))")
+    code = "from rmmv_gan.packs import load_pack; p = load_pack(None); print(p.name, len(p.emotions))"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["default", "8"]

@@ -116,7 +116,9 @@ def sheet_tensor(sheets, in_shape, device="cpu") -> torch.Tensor:
 def save_encoder(path, encoder: SpriteFaceEncoder, half: bool = True) -> None:
     """Write the encoder (float16 by default) with its description; a failed write leaves the
     old file whole."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from .fileio import atomic_write_bytes
 
     path = Path(path)
     tensors = {}
@@ -124,12 +126,7 @@ def save_encoder(path, encoder: SpriteFaceEncoder, half: bool = True) -> None:
         t = t.detach().cpu().contiguous()
         tensors[name] = t.to(torch.float16) if half and t.is_floating_point() and name != "w_avg" else t
     meta = {FORMAT_NAME: json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION, **encoder.config()})}
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        save_file(tensors, str(tmp), metadata=meta)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(path, save(tensors, metadata=meta), overwrite=True)
 
 
 def _checked_config(meta: dict, path) -> dict:

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .encoder import SpriteFaceEncoder, save_encoder
+from .fileio import atomic_write
 from .latent import mix
 
 IDENTITY_SIZE = 18  # the identity benchmark compares faces at 18 x 18 (benchmarks/face_identity.py)
@@ -259,9 +260,7 @@ class EncoderTrainer:
     def save_checkpoint(self):
         state = {"encoder": self.encoder.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
                  "config": json.dumps(asdict(self.cfg))}
-        tmp = self.checkpoint_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.checkpoint_path)
+        atomic_write(self.checkpoint_path, lambda f: torch.save(state, f), overwrite=True)  # never a torn one
 
     def resume(self) -> bool:
         if not self.checkpoint_path.exists():

@@ -609,8 +609,15 @@ def preset_add(pack_dir, name, model, seed, image, w_file, psi, steps, device):
               help="Also answer request files in GAME/rmmv_gan/requests/ (docs/requests.md), in the same job queue.")
 @click.option("--keep-days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True,
               help="With --watch: days to keep answered requests (done/) and responses.")
-def serve(project, pack_dir, host, port, device, token, queue_size, origins, watch_files, keep_days):
-    """Run the local daemon the plugin and the web page talk to (docs/api.md)."""
+@click.option("--idle-exit", "idle_minutes", type=click.FloatRange(min=0, min_open=True, max=10**6), default=None,
+              metavar="MINUTES",
+              help="Stop after this many minutes without a request (and no job running); fractions allowed. "
+                   "The plugin starts the daemon with it in test play.")
+def serve(project, pack_dir, host, port, device, token, queue_size, origins, watch_files, keep_days, idle_minutes):
+    """Run the local daemon the plugin and the web page talk to (docs/api.md).
+
+    Prints the web page's address with the token in it: opening it signs the page in.
+    """
     from .daemon import ServerConfig, is_loopback
     from .watcher import WatcherBusy
 
@@ -621,7 +628,8 @@ def serve(project, pack_dir, host, port, device, token, queue_size, origins, wat
         click.echo(f"Warning: --host {host} is not loopback; anyone who can reach this machine and "
                    f"knows the token can generate characters into {project}", err=True)
     try:
-        daemon.serve(watch_files=watch_files, keep_days=keep_days, echo=lambda line: click.echo(line, err=True))
+        daemon.serve(watch_files=watch_files, keep_days=keep_days, idle_exit=idle_minutes,
+                     echo=lambda line: click.echo(line, err=True))
     except OSError as exc:
         raise UserError(f"--host {host} --port {port}: cannot listen ({exc})") from None
     except WatcherBusy as exc:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -27,7 +29,7 @@ from .jobs import JobQueue, remove_stale_temporaries
 from .server import ServerConfig, build_app
 
 __all__ = ["Daemon", "ServerConfig", "resolve_token", "url_host", "allowed_hosts", "is_loopback",
-           "write_server_json"]
+           "write_server_json", "remove_server_json", "signed_in_url"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WILDCARD = ("", "0.0.0.0", "::")
@@ -68,6 +70,27 @@ def write_server_json(folder: GameFolder, url: str, token: str) -> Path:
     return path
 
 
+def remove_server_json(folder: GameFolder, url: str, token: str) -> bool:
+    """Remove GAME/rmmv_gan/server.json when it still names this daemon (a daemon started since
+    may have replaced it), so nothing points at a daemon that has stopped."""
+    path = folder.data_dir / "server.json"
+    try:
+        if json.loads(path.read_text(encoding="utf-8")) != {"url": url, "token": token}:
+            return False
+        path.unlink()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def signed_in_url(url: str, token: str) -> str:
+    """The page's address with the token in the fragment, which browsers never send: opening
+    it signs the page in (templates/index.html takes the token and removes it)."""
+    from urllib.parse import quote
+
+    return f"{url}/#token={quote(token, safe='')}"
+
+
 class Daemon:
     """Config, game folder, opened pack, job queue, token and URL of one daemon.
 
@@ -87,6 +110,7 @@ class Daemon:
         self.opened = opened
         self.token = resolve_token(cfg.token)
         self.jobs = JobQueue(opened, self.folder, cfg.queue_size, cfg.runner)
+        self.last_request = time.monotonic()  # set by the app on each request (serve --idle-exit)
         self._app = None
         self.listen_on(cfg.port)
 
@@ -118,12 +142,17 @@ class Daemon:
         return server
 
     def serve(self, *, watch_files: bool = False, keep_days: float | None = None,
-              echo: Callable[[str], None] = print):
+              idle_exit: float | None = None, echo: Callable[[str], None] = print):
         """Serve HTTP (and, with watch_files, answer request files on the same queue) until
-        Ctrl+C; then stop, cancelling the running job (it reruns on the next start). Raises
-        OSError if the address cannot be bound, WatcherBusy if another watcher has the game."""
+        Ctrl+C, or until no request has come for `idle_exit` minutes and no job is queued or
+        running; then stop, cancelling the running job (it reruns on the next start), and
+        remove server.json. Raises OSError if the address cannot be bound, WatcherBusy if
+        another watcher has the game. With idle_exit, call it from the main thread."""
+        if idle_exit is not None and threading.current_thread() is not threading.main_thread():
+            raise ValueError("idle_exit: serve must run in the main thread (it is stopped as Ctrl+C stops it)")
         server = self.bind()
         watcher = None
+        idle = threading.Event()
         try:
             if watch_files:
                 from .watcher import KEEP_DAYS, Watcher
@@ -132,7 +161,11 @@ class Daemon:
                                   keep_days=keep_days or KEEP_DAYS).start()
             echo(f"rmmv-gan daemon on {self.url} (pack {self.opened.pack.name!r}, {self.config.device}); "
                  f"token in {self.folder.data_dir / 'server.json'}"
-                 + (f"; answering request files in {watcher.requests_dir}" if watcher else ""))
+                 + (f"; answering request files in {watcher.requests_dir}" if watcher else "")
+                 + (f"; stops after {idle_exit:g} min without a request" if idle_exit else ""))
+            echo(f"Open the web page (signed in): {signed_in_url(self.url, self.token)}")
+            if idle_exit:
+                self._stop_when_idle(idle_exit * 60, idle)
             try:
                 server.run()
             except KeyboardInterrupt:
@@ -142,6 +175,27 @@ class Daemon:
             if watcher is not None:  # like HTTP jobs, a running file job is cancelled; it reruns next start
                 watcher.close()
             self.close()
+            if self.config.write_server_json:
+                remove_server_json(self.folder, self.url, self.token)
+        if idle.is_set():
+            echo(f"rmmv-gan daemon stopped: no request for {idle_exit:g} min")
+
+    def _stop_when_idle(self, seconds: float, idle: threading.Event):
+        """Interrupt the main thread's server loop (as Ctrl+C does) once no request has come
+        for `seconds` and no job is queued or running; a running job counts as use."""
+        import _thread
+
+        def wait():
+            while True:
+                time.sleep(min(1.0, seconds / 4))
+                if self.jobs.length():
+                    self.last_request = time.monotonic()
+                elif time.monotonic() - self.last_request >= seconds:
+                    idle.set()
+                    _thread.interrupt_main()
+                    return
+
+        threading.Thread(target=wait, name="rmmv-gan-idle", daemon=True).start()
 
     def watch(self, *, keep_days: float | None = None, scan_interval: float | None = None,
               echo: Callable[[str], None] = print):

@@ -6,7 +6,8 @@ the job with `rmmv_gan.game.save_character`. No pipeline logic lives in this fil
 
 Security: loopback by default; a bearer token on everything but `/api/health` and the pages
 (which hold no data); a Host check against DNS rebinding; CORS only for the daemon's own
-origins and those configured; writes only under GAME/img/characters, GAME/img/faces and
+origins and those configured (other origins may read only `{"origin_allowed": false}` from
+`/api/health`); writes only under GAME/img/characters, GAME/img/faces and
 GAME/rmmv_gan/.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -93,8 +95,16 @@ images = Blueprint("images", __name__, url_prefix="/img")
 @api.get("/health")
 def health():
     d = _daemon()
-    return jsonify(status="ok", version=__version__, pack=d.opened.pack.name, device=str(d.config.device),
-                   queue=d.jobs.length())
+    return jsonify(status="ok", origin_allowed=True, version=__version__, pack=d.opened.pack.name,
+                   device=str(d.config.device), queue=d.jobs.length())
+
+
+def foreign_origin_health():
+    """/api/health for a page whose origin is not allowed: readable by it (so the plugin in a
+    browser can say "add --origin" instead of "not running"), and nothing else."""
+    resp = jsonify(status="ok", origin_allowed=False)
+    resp.headers["Access-Control-Allow-Origin"] = "*"
+    return resp
 
 
 @api.get("/pack")
@@ -236,8 +246,11 @@ def build_app(daemon) -> Flask:
         d = _daemon()
         if (request.host or "").lower() not in d.hosts:
             return error(403, "host: this daemon answers only to its own loopback address")
+        d.last_request = time.monotonic()  # serve --idle-exit counts from here
         origin = request.headers.get("Origin")
         if origin is not None and origin not in d.origins:
+            if request.endpoint == "api.health" and request.method == "GET":
+                return foreign_origin_health()
             return error(403, "origin: not allowed")
         if request.method == "OPTIONS":  # CORS preflight: no token (browsers send none)
             return app.response_class(status=204)

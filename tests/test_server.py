@@ -151,6 +151,18 @@ def test_cors_only_for_own_and_configured_origins(make_app):
     assert r.status_code == 403 and "Access-Control-Allow-Origin" not in r.headers
 
 
+def test_health_tells_a_refused_origin_so_and_nothing_more(make_app):
+    c = make_app(origins=["http://localhost:8000"]).test_client()
+    r = c.get("/api/health", base_url=BASE, headers={"Origin": "http://evil.example"})
+    # A browser page may read it (so the plugin can say "add --origin"), and learns only that.
+    assert r.status_code == 200 and r.headers["Access-Control-Allow-Origin"] == "*"
+    assert r.json == {"status": "ok", "origin_allowed": False}
+    r = c.get("/api/health", base_url=BASE, headers={"Origin": "http://localhost:8000"})
+    assert r.json["origin_allowed"] is True and r.json["pack"]
+    r = c.get("/api/health", base_url="http://rebind.example:8765", headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403  # the Host check still comes first
+
+
 def client_options(c, origin):
     return c.options("/api/characters", base_url=BASE, headers={
         "Origin": origin, "Access-Control-Request-Method": "POST",
@@ -613,3 +625,41 @@ def test_sigkill_mid_job_leaves_only_complete_pngs_and_a_restart_serves(game, pa
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_serve_idle_exit_stops_after_the_idle_time_and_removes_server_json(game, pack_dir):
+    """serve --idle-exit MINUTES (fractions allowed, so this waits seconds, not a minute):
+    requests keep it alive, then it stops by itself, exit code 0, and server.json is gone."""
+    import http.client as hc
+
+    env = dict(os.environ, RMMV_GAN_TOKEN=TOKEN, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    info_path = game / "rmmv_gan/server.json"
+    idle = 0.05 * 60  # seconds
+    proc = subprocess.Popen([sys.executable, "-m", "rmmv_gan.cli", "serve", "--project", str(game), "--pack",
+                             str(pack_dir), "--port", "0", "--idle-exit", "0.05"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.time() + 60
+        while not info_path.exists():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.time() < end
+            time.sleep(0.1)
+        port = int(json.loads(info_path.read_text())["url"].rsplit(":", 1)[1])
+        busy_until = time.time() + 2 * idle
+        while time.time() < busy_until:  # a request every idle/3: never idle long enough
+            conn = hc.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/api/health")
+            assert conn.getresponse().status == 200
+            conn.close()
+            time.sleep(idle / 3)
+        assert proc.poll() is None, "stopped while requests came"
+        stopped_asking = time.time()
+        assert proc.wait(idle + 30) == 0
+        took = time.time() - stopped_asking
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert idle - 1 <= took <= idle + 10, took
+    assert "no request for 0.05 min" in proc.stderr.read()
+    assert not info_path.exists()

@@ -7,7 +7,10 @@ of the files the daemon wrote."""
 
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 
@@ -178,3 +181,37 @@ def test_pages_take_their_bounds_from_the_daemons_limits(browser, daemon, monkey
     bounds = browser.execute_script(
         "return ['seed-a', 'seed-b', 'psi'].map(id => [document.getElementById(id).min, document.getElementById(id).max])")
     assert bounds == [["0", "999"], ["0", "999"], ["-1", "1.5"]]
+
+
+def test_the_address_serve_prints_opens_the_page_signed_in(browser, game, pack_dir):
+    """`serve` prints http://127.0.0.1:PORT/#token=...; opening it needs no typing, and the token
+    leaves the address bar (it stays in the page's storage, as a typed one does)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.pop("RMMV_GAN_TOKEN", None)  # a new token, known only from what serve prints
+    proc = subprocess.Popen([sys.executable, "-m", "rmmv_gan.cli", "serve", "--project", str(game), "--pack",
+                             str(pack_dir), "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        url = None
+        for line in proc.stdout:
+            found = re.search(r"(http://127\.0\.0\.1:\d+/#token=\S+)", line)
+            if found:
+                url = found.group(1)
+                break
+        assert url, "serve printed no signed-in address"
+        token = json.loads((game / "rmmv_gan/server.json").read_text())["token"]
+        assert url.endswith("/#token=" + token)
+
+        browser.get(url)
+        wait_for(browser, "return document.getElementById('status').textContent === 'ready'", "the pack to load")
+        assert browser.execute_script("return document.getElementById('archetype').options.length") > 0
+        assert browser.current_url == url.split("#")[0]
+        assert "token" not in browser.execute_script("return location.href")
+        assert browser.execute_script("return localStorage.getItem('rmmv-gan-token')") == token
+
+        browser.find_element("id", "steps").send_keys("1")
+        browser.find_element("id", "generate").click()
+        wait_for(browser, "return document.getElementById('status').textContent.startsWith('done:')", "the job to end")
+    finally:
+        proc.terminate()
+        proc.wait(30)

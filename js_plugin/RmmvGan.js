@@ -10,12 +10,17 @@
  *
  * Asks rmmv-gan for a new character and puts it into the game at once:
  * img/characters/$NAME.png (a one-character walk sheet) and img/faces/NAME.png
- * (eight faces, faceIndex 0-7). Start the daemon first, in a terminal:
+ * (eight faces, faceIndex 0-7).
  *
- *     rmmv-gan serve --project "path/to/YourGame"
+ * In test play (Playtest) the plugin starts the daemon itself when it does
+ * not answer ("Daemon command", default rmmv-gan, run as
+ * `rmmv-gan serve --project GAME --port 0 --idle-exit MINUTES`), and reads
+ * its URL and token from rmmv_gan/server.json, so nothing needs to be set.
+ * The daemon's output goes to rmmv_gan/daemon.log. A game served to a
+ * browser needs the daemon started by hand, in a terminal:
  *
- * In test play the plugin reads the daemon's URL and token from
- * rmmv_gan/server.json (written by the daemon), so nothing needs to be set.
+ *     rmmv-gan serve --project "path/to/YourGame" --origin http://localhost:8000
+ *
  * With transport "files" it drops request files instead, for
  * `rmmv-gan watch "path/to/YourGame"` (or `serve --watch`) to answer.
  *
@@ -29,12 +34,15 @@
  * MZ: the plugin commands "Generate a character", "Preview a character" and
  * "Open the Generate NPC scene" take the same arguments.
  *
- * "generate" makes the event wait (the map keeps running) until the
- * character is ready, then gives the event (this one, or event N) the new
- * walk sheet, and stores the new names in the variables chosen below:
- * the character name ("$NAME") and the face name ("NAME"). A Show Text whose
- * face is the placeholder face (RmmvGan_New, any faceIndex) shows the new
- * face instead. When anything fails, the player sees a message saying why.
+ * "generate" makes the event wait (the map keeps running, and a small
+ * window shows what it waits for) until the character is ready, then gives
+ * the event (this one, or event N) the new walk sheet, and stores the new
+ * names in the variables chosen below: the character name ("$NAME") and the
+ * face name ("NAME"). A Show Text whose face is the placeholder face
+ * (RmmvGan_New, any faceIndex) shows the new face instead. When anything
+ * fails, the player sees a message saying why, and the success switch is
+ * OFF (ON when a character was made): a Conditional Branch can tell them
+ * apart.
  *
  * Main menu: "Generate NPC" (test play only, by default) opens a scene with
  * the pack's archetypes, psi, seed, a Generate button, a progress gauge, the
@@ -61,6 +69,29 @@
  * @option http
  * @option files
  * @default http
+ *
+ * @param autoStart
+ * @text Start the daemon
+ * @desc In test play (NW.js), start rmmv-gan when it does not answer. Never in a deployed game or a browser.
+ * @type boolean
+ * @on Start it
+ * @off Never
+ * @default true
+ *
+ * @param daemonCommand
+ * @text Daemon command
+ * @desc The program that is rmmv-gan (its full path if it is not on PATH; "quote" a path with spaces). serve and its options follow.
+ * @type string
+ * @default rmmv-gan
+ *
+ * @param daemonIdleExit
+ * @text Daemon idle exit (minutes)
+ * @desc A daemon the plugin started stops after this many minutes without a request (serve --idle-exit).
+ * @type number
+ * @decimals 2
+ * @min 0.01
+ * @max 1440
+ * @default 30
  *
  * @param defaultArchetype
  * @text Default archetype
@@ -99,6 +130,12 @@
  * @text Face name variable
  * @desc Receives the new face sheet's name (NAME). 0: none.
  * @type variable
+ * @default 0
+ *
+ * @param successSwitch
+ * @text Success switch
+ * @desc Turned ON when a "generate" made a character, OFF when it failed, so an event can branch. 0: none.
+ * @type switch
  * @default 0
  *
  * @param placeholderFace
@@ -198,12 +235,16 @@ var RmmvGan = (function() {
             serverUrl: text('serverUrl', 'http://127.0.0.1:8765').trim().replace(/\/+$/, ''),
             token: text('token', '').trim(),
             transport: raw.transport === 'files' ? 'files' : 'http',
+            autoStart: raw.autoStart !== 'false',
+            daemonCommand: text('daemonCommand', 'rmmv-gan').trim() || 'rmmv-gan',
+            daemonIdleExit: Math.min(1440, Math.max(0.01, numberOr(raw.daemonIdleExit, 30))),
             defaultArchetype: text('defaultArchetype', '').trim(),
             defaultPsi: numberOr(raw.defaultPsi, null),
             steps: Math.max(0, Math.floor(numberOr(raw.steps, 0))),
             timeout: Math.max(5, numberOr(raw.timeout, 300)),
             characterVariable: Math.max(0, Math.floor(numberOr(raw.characterVariable, 0))),
             facesVariable: Math.max(0, Math.floor(numberOr(raw.facesVariable, 0))),
+            successSwitch: Math.max(0, Math.floor(numberOr(raw.successSwitch, 0))),
             placeholderFace: text('placeholderFace', 'RmmvGan_New').trim(),
             menuCommand: text('menuCommand', 'Generate NPC').trim(),
             menuTestPlayOnly: raw.menuTestPlayOnly !== 'false'
@@ -229,9 +270,21 @@ var RmmvGan = (function() {
         }
     }
 
+    // Test play: the editor's Playtest (MV and MZ pass "test" in the page's query).
+    function isTestPlay() {
+        if (typeof $gameTemp !== 'undefined' && $gameTemp && $gameTemp.isPlaytest) return $gameTemp.isPlaytest();
+        return !!(Utils.isOptionValid && Utils.isOptionValid('test'));
+    }
+
+    // A game served to a browser: requests carry this page's origin, which the daemon must allow.
+    function browserOrigin() {
+        return !hasNode() && typeof location !== 'undefined' && location.origin ? location.origin : null;
+    }
+
     function startCommand() {
         var dir = gameDir();
-        return 'rmmv-gan serve --project "' + (dir || 'path/to/YourGame') + '"';
+        var origin = browserOrigin();
+        return 'rmmv-gan serve --project "' + (dir || 'path/to/YourGame') + '"' + (origin ? ' --origin ' + origin : '');
     }
 
     function readServerJson() {
@@ -262,11 +315,14 @@ var RmmvGan = (function() {
     }
 
     function offlineError(cfg, detail) {
-        var text = 'The rmmv-gan daemon is not running at ' + cfg.url + ' (' + detail + '). Start it with: ' + startCommand();
-        if (!hasNode() && typeof location !== 'undefined' && location.origin) {
-            text += ' --origin ' + location.origin;
-        }
-        return makeError('offline', text);
+        return makeError('offline', 'The rmmv-gan daemon is not running at ' + cfg.url + ' (' + detail +
+            '). Start it with: ' + startCommand());
+    }
+
+    // The daemon runs, but a browser may not read its answers: this page's origin is not listed.
+    function originError(cfg) {
+        return makeError('origin', 'The rmmv-gan daemon at ' + cfg.url + ' refuses this page\'s origin (' +
+            browserOrigin() + '). Restart it with: ' + startCommand());
     }
 
     function daemonError(status, data) {
@@ -359,9 +415,176 @@ var RmmvGan = (function() {
         }
         xhr.timeout = REQUEST_TIMEOUT_MS;
         xhr.onload = function() { finish(null, xhr.status, parseJson(xhr.responseText)); };
-        xhr.onerror = function() { finish(offlineError(cfg, 'cannot connect, or this page\'s origin is not allowed')); };
+        xhr.onerror = function() { explainXhrFailure(cfg, finish); };
         xhr.ontimeout = function() { finish(offlineError(cfg, 'no answer in ' + REQUEST_TIMEOUT_MS / 1000 + ' s')); };
         xhr.send(payload);
+    }
+
+    // A browser hides why a request failed: no daemon, or a daemon refusing this origin. The
+    // daemon's /api/health answers every origin (it holds no secrets) and says which it is.
+    function explainXhrFailure(cfg, finish) {
+        var probe = new XMLHttpRequest();
+        try {
+            probe.open('GET', cfg.url + '/api/health');
+        } catch (e) {
+            return finish(offlineError(cfg, e.message));
+        }
+        probe.timeout = REQUEST_TIMEOUT_MS;
+        probe.onload = function() {
+            var data = parseJson(probe.responseText);
+            if (data && data.origin_allowed === false) return finish(originError(cfg));
+            finish(offlineError(cfg, 'the request failed though the daemon answers'));
+        };
+        probe.onerror = function() { finish(offlineError(cfg, 'cannot connect')); };
+        probe.ontimeout = function() { finish(offlineError(cfg, 'no answer in ' + REQUEST_TIMEOUT_MS / 1000 + ' s')); };
+        probe.send(null);
+    }
+
+    // ------------------------------------------------------------------ starting the daemon
+
+    var START_POLL_MS = 300;
+    var STARTING = 'starting rmmv-gan...';
+
+    // Only where the daemon can live: the developer's machine, in test play under NW.js.
+    function canStartDaemon() {
+        return params.autoStart && hasNode() && isTestPlay() && !!gameDir();
+    }
+
+    // The "Daemon command" parameter as words; "double quotes" keep a path with spaces whole.
+    function splitCommand(text) {
+        var words = [];
+        var re = /"([^"]*)"|(\S+)/g;
+        var m;
+        while ((m = re.exec(String(text))) !== null) words.push(m[1] !== undefined ? m[1] : m[2]);
+        return words;
+    }
+
+    // What the daemon said when it stopped: click's "Error: ..." line, else the last line (where
+    // a Python traceback names its exception).
+    function firstErrorLine(text) {
+        var lines = String(text).split(/\r?\n/).map(function(l) { return l.trim(); }).filter(Boolean);
+        for (var i = 0; i < lines.length; i++) {
+            if (/^error\b/i.test(lines[i])) return lines[i];
+        }
+        return lines.length ? lines[lines.length - 1] : 'no output';
+    }
+
+    // One daemon per game: the window that creates this file starts it, the others wait for it.
+    // A file older than a start can take is left from a crashed window.
+    function takeStartLock(file, maxAgeMs) {
+        var fs = require('fs');
+        for (var attempt = 0; attempt < 2; attempt++) {
+            try {
+                fs.closeSync(fs.openSync(file, 'wx'));
+                return true;
+            } catch (e) {
+                if (e.code !== 'EEXIST') return false;
+                try {
+                    if (Date.now() - fs.statSync(file).mtime.getTime() < maxAgeMs) return false;
+                    fs.unlinkSync(file);
+                } catch (e2) { /* removed meanwhile: try again */ }
+            }
+        }
+        return false;
+    }
+
+    // callback(error, cfg) once the daemon answers; onStage(text) when it has to be started.
+    function withDaemon(onStage, callback) {
+        var cfg = daemonConfig();
+        if (params.transport !== 'http' || !canStartDaemon()) return callback(null, cfg);
+        httpRequest(cfg, 'GET', '/api/health', undefined, function(err) {
+            if (!err) return callback(null, cfg);
+            if (err.kind !== 'offline') return callback(err);
+            onStage(STARTING);
+            startDaemon(callback);
+        });
+    }
+
+    var startWaiters = null;  // callbacks waiting for the start in progress in this window
+
+    function startDaemon(callback) {
+        if (startWaiters) return startWaiters.push(callback);
+        startWaiters = [callback];
+        var fs = require('fs');
+        var path = require('path');
+        var dir = path.join(gameDir(), 'rmmv_gan');
+        var lockFile = path.join(dir, 'daemon-start.lock');
+        var logFile = path.join(dir, 'daemon.log');
+        var limitMs = Math.min(params.timeout, 120) * 1000;
+        var deadline = Date.now() + limitMs;
+        var failure = null;
+        var ownLock = false;
+
+        function done(err) {
+            if (ownLock) {
+                try { fs.unlinkSync(lockFile); } catch (e) { /* already gone */ }
+            }
+            var waiting = startWaiters;
+            startWaiters = null;
+            for (var i = 0; i < waiting.length; i++) waiting[i](err, err ? null : daemonConfig());
+        }
+
+        function spawnDaemon() {
+            var words = splitCommand(params.daemonCommand);
+            var args = words.slice(1).concat(['serve', '--project', gameDir(), '--port', '0',
+                '--idle-exit', String(params.daemonIdleExit)]);
+            var env = {PYTHONUNBUFFERED: '1'};  // its log is whole when it stops at start
+            for (var key in process.env) {
+                if (!(key in env)) env[key] = process.env[key];
+            }
+            var log = fs.openSync(logFile, 'w');
+            var child;
+            try {
+                // Detached: the daemon outlives this window (models stay loaded between
+                // Playtests) and stops by itself after --idle-exit minutes without a request.
+                child = require('child_process').spawn(words[0], args, {cwd: gameDir(), detached: true,
+                    windowsHide: true, stdio: ['ignore', log, log], env: env});
+            } finally {
+                fs.closeSync(log);
+            }
+            child.on('error', function(e) {
+                failure = makeError('start', e.code === 'ENOENT'
+                    ? 'rmmv-gan: cannot start the daemon: the command "' + words[0] + '" was not found. ' +
+                      'Install rmmv-gan, or set the plugin parameter "Daemon command" to its full path.'
+                    : 'rmmv-gan: cannot start the daemon "' + words[0] + '": ' + (e.code || e.message));
+            });
+            child.on('exit', function(code) {
+                var said = '';
+                try { said = fs.readFileSync(logFile, 'utf8'); } catch (e) { /* no log */ }
+                if (!failure) {
+                    failure = makeError('start', 'rmmv-gan: the daemon stopped as it started (exit code ' + code + '): ' +
+                        firstErrorLine(said));
+                }
+            });
+            child.unref();
+        }
+
+        function poll() {
+            if (!ownLock && takeStartLock(lockFile, limitMs)) {
+                ownLock = true;
+                try {
+                    spawnDaemon();
+                } catch (e) {
+                    failure = makeError('start', 'rmmv-gan: cannot start the daemon: ' + e.message);
+                }
+            }
+            httpRequest(daemonConfig(), 'GET', '/api/health', undefined, function(err, status) {
+                if (!err && status === 200) return done(null);
+                if (failure) return done(failure);
+                if (Date.now() > deadline) {
+                    return done(makeError('start', 'rmmv-gan: the daemon did not answer within ' + limitMs / 1000 +
+                        ' s of starting; its output is in ' + logFile));
+                }
+                setTimeout(poll, START_POLL_MS);
+            });
+        }
+
+        try {
+            mkdirs(dir);
+        } catch (e) {
+            return done(makeError('start', 'rmmv-gan: cannot write ' + dir + ' (' + e.message + ')'));
+        }
+        poll();
     }
 
     // ------------------------------------------------------------------ jobs
@@ -378,7 +601,8 @@ var RmmvGan = (function() {
         this.result = null;
         this.error = null;
         this.finished = false;
-        this.deadline = Date.now() + params.timeout * 1000;
+        this.started = Date.now();
+        this.deadline = this.started + params.timeout * 1000;
         this.listeners = [];
         this.cancelRemote = null;
         jobs[this.key] = this;
@@ -418,13 +642,28 @@ var RmmvGan = (function() {
         this.finish(makeError('cancelled', 'rmmv-gan: cancelled'));
     };
 
+    // What a running job is doing, for the player: "starting rmmv-gan...", "queued", "face 40%".
+    function jobText(job) {
+        if (job.state === 'starting') return job.stage;
+        return job.stage + ' ' + Math.round(job.progress * 100) + '%';
+    }
+
     function checkResult(result) {
         return result && typeof result.character === 'string' && typeof result.faces === 'string';
     }
 
     function runHttp(job) {
-        var cfg = daemonConfig();
-        httpRequest(cfg, 'POST', '/api/characters', job.body, function(err, status, data) {
+        withDaemon(function(stage) { job.update('starting', stage, 0); }, function(err, cfg) {
+            if (job.finished) return;
+            if (err) return job.finish(err);
+            submit(cfg);
+        });
+        function submit(cfg) {
+            httpRequest(cfg, 'POST', '/api/characters', job.body, function(err, status, data) {
+                submitted(cfg, err, status, data);
+            });
+        }
+        function submitted(cfg, err, status, data) {
             if (job.finished) return;
             if (err) return job.finish(err);
             if (status !== 202 || !data || !data.job) return job.finish(daemonError(status, data));
@@ -434,9 +673,9 @@ var RmmvGan = (function() {
             job.cancelRemote = function() {
                 httpRequest(cfg, 'DELETE', '/api/jobs/' + encodeURIComponent(data.job), undefined, function() {});
             };
-            poll();
-        });
-        function poll() {
+            poll(cfg);
+        }
+        function poll(cfg) {
             if (job.finished) return;
             if (Date.now() > job.deadline) {
                 if (job.cancelRemote) job.cancelRemote();
@@ -455,7 +694,7 @@ var RmmvGan = (function() {
                 if (data.state === 'failed' || data.state === 'cancelled') {
                     return job.finish(makeError('failed', 'rmmv-gan could not make the character: ' + (data.error || data.state)));
                 }
-                setTimeout(poll, POLL_MS);
+                setTimeout(function() { poll(cfg); }, POLL_MS);
             });
         }
     }
@@ -538,12 +777,16 @@ var RmmvGan = (function() {
         return job;
     }
 
-    function fetchPack(callback) {
+    // callback(error, pack); onStage(text) when the daemon has to be started first.
+    function fetchPack(callback, onStage) {
         if (params.transport === 'files') return callback(null, null);
-        httpRequest(daemonConfig(), 'GET', '/api/pack', undefined, function(err, status, data) {
+        withDaemon(onStage || function() {}, function(err, cfg) {
             if (err) return callback(err);
-            if (status !== 200 || !data) return callback(daemonError(status, data));
-            callback(null, data);
+            httpRequest(cfg, 'GET', '/api/pack', undefined, function(err, status, data) {
+                if (err) return callback(err);
+                if (status !== 200 || !data) return callback(daemonError(status, data));
+                callback(null, data);
+            });
         });
     }
 
@@ -633,22 +876,36 @@ var RmmvGan = (function() {
         return String(text).replace(/\\/g, '\\\\');
     }
 
-    // Words into lines; fits(line) says whether a line is short enough.
+    // Words into lines; fits(line) says whether a line is short enough. A word longer than a
+    // line (a path, a URL) is cut, after a / or \\ where one is near the end.
     function wrap(text, fits) {
         var words = String(text).split(' ');
         var lines = [];
         var line = '';
         for (var i = 0; i < words.length; i++) {
             var candidate = line ? line + ' ' + words[i] : words[i];
-            if (line && !fits(candidate)) {
-                lines.push(line);
-                line = words[i];
-            } else {
+            if (fits(candidate)) {
                 line = candidate;
+                continue;
+            }
+            if (line) lines.push(line);
+            line = words[i];
+            while (line.length > 1 && !fits(line)) {
+                var cut = longestFitting(line, fits);
+                var slash = Math.max(line.lastIndexOf('/', cut - 1), line.lastIndexOf('\\', cut - 1));
+                if (slash >= cut / 2) cut = slash + 1;
+                lines.push(line.slice(0, cut));
+                line = line.slice(cut);
             }
         }
         if (line) lines.push(line);
         return lines;
+    }
+
+    function longestFitting(word, fits) {
+        var n = 1;
+        while (n < word.length && fits(word.slice(0, n + 1))) n++;
+        return n;
     }
 
     function showMessage(text) {
@@ -663,6 +920,10 @@ var RmmvGan = (function() {
 
     var last = {character: null, faces: null};
 
+    function setSuccess(made) {
+        if (params.successSwitch > 0) $gameSwitches.setValue(params.successSwitch, made);
+    }
+
     function remember(result) {
         last.character = result.character;
         last.faces = result.faces;
@@ -672,11 +933,13 @@ var RmmvGan = (function() {
 
     Game_Interpreter.prototype.rmmvGanGenerate = function(parsed) {
         if (parsed.error) {
+            setSuccess(false);
             showMessage(parsed.error);
             this.setWaitMode('message');
             return;
         }
         var job = generate(parsed.opts);
+        job.eventWaits = true;  // the map shows its progress
         this._rmmvGanWait = {job: job.key, event: parsed.opts.event};
         this.setWaitMode(WAIT_MODE);
     };
@@ -728,6 +991,7 @@ var RmmvGan = (function() {
             delete jobs[wait.job];
             this.rmmvGanApply(job, wait.event);
         } else if (wait) {  // a save loaded while a request was running: its answer is gone
+            setSuccess(false);
             showMessage('rmmv-gan: the character request was lost when the game was loaded; ask again.');
         }
         if ($gameMessage.isBusy()) {
@@ -738,6 +1002,7 @@ var RmmvGan = (function() {
     };
 
     Game_Interpreter.prototype.rmmvGanApply = function(job, eventParam) {
+        setSuccess(!job.error);
         if (job.error) {
             showMessage(job.error.message);
             return;
@@ -923,6 +1188,8 @@ var RmmvGan = (function() {
         return this._text;
     };
 
+    // Every word of a message is shown (a command to type must be whole): wrapped, and in a
+    // smaller font when the lines do not fit the window's height.
     Window_RmmvGanStatus.prototype.refresh = function() {
         var c = this.contents;
         c.clear();
@@ -935,12 +1202,66 @@ var RmmvGan = (function() {
             y += lh;
         }
         this.changeTextColor(this._isError ? textColor(this, 18) : textColor(this, 0));
-        var contents = this.contents;
-        var lines = wrap(this._text, function(line) { return contents.measureTextWidth(line) <= width; });
-        for (var i = 0; i < lines.length && y + lh <= c.height; i++, y += lh) {
-            this.drawText(lines[i], 0, y, width, 'left');
+        var fit = fitText(c, this._text, width, c.height - y, lh);
+        for (var i = 0; i < fit.lines.length; i++, y += fit.lineHeight) {
+            c.drawText(fit.lines[i], 0, y, width, fit.lineHeight, 'left');
         }
+        c.fontSize = fit.baseSize;
         this.resetTextColor();
+    };
+
+    // The largest font size (down to half the window's) at which the wrapped text fits;
+    // leaves the bitmap at that size. {lines, lineHeight, baseSize}
+    function fitText(bitmap, text, width, height, lineHeight) {
+        var base = bitmap.fontSize;
+        var fits = function(line) { return bitmap.measureTextWidth(line) <= width; };
+        for (var size = base; ; size -= 2) {
+            bitmap.fontSize = size;
+            var lh = Math.floor(lineHeight * size / base);
+            var lines = wrap(text, fits);
+            if (lines.length * lh <= height || size - 2 < base / 2) {
+                return {lines: lines.slice(0, Math.max(1, Math.floor(height / lh))), lineHeight: lh, baseSize: base};
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ the map's progress window
+
+    var PROGRESS_AFTER_MS = 500;  // a quick character needs no window
+
+    // The newest unfinished job an event waits for, once it has taken long enough to show.
+    function eventJobToShow() {
+        var shown = null;
+        for (var key in jobs) {
+            var job = jobs[key];
+            if (job.eventWaits && !job.finished && Date.now() - job.started >= PROGRESS_AFTER_MS) shown = job;
+        }
+        return shown;
+    }
+
+    var _mapUpdate = Scene_Map.prototype.update;
+    Scene_Map.prototype.update = function() {
+        _mapUpdate.call(this);
+        this.updateRmmvGanProgress();
+    };
+
+    // While an event waits for a character, a small window (top right) says for what.
+    Scene_Map.prototype.updateRmmvGanProgress = function() {
+        var job = eventJobToShow();
+        var w = this._rmmvGanProgressWindow;
+        if (!job) {
+            if (w) w.visible = false;
+            return;
+        }
+        if (!w) {
+            var width = Math.min(420, Math.floor(Graphics.boxWidth / 2));
+            var height = this.calcWindowHeight ? this.calcWindowHeight(2, false)
+                : Window_Base.prototype.fittingHeight.call(Window_Base.prototype, 2);
+            w = this._rmmvGanProgressWindow = new Window_RmmvGanStatus(Graphics.boxWidth - width, 0, width, height);
+            this.addWindow(w);
+        }
+        w.visible = true;
+        w.setStatus('Making a character: ' + jobText(job), false, job.progress);
     };
 
     // Preview: the walk sheet walking in four directions, and the eight faces.
@@ -1069,14 +1390,17 @@ var RmmvGan = (function() {
         }
         if (!this._previewName) this._statusWindow.setStatus('Asking the daemon for its pack...');
         fetchPack(function(err, pack) {
+            if (self._job) return;  // a Generate pressed meanwhile reports for itself
             if (err) {
                 self._statusWindow.setStatus(err.message, true);
                 return;
             }
             self.applyPack(pack);
-            if (!self._previewName && !self._job) {
+            if (!self._previewName) {
                 self._statusWindow.setStatus('Pack "' + pack.name + '" ready. Choose and press Generate.');
             }
+        }, function(stage) {
+            if (!self._job) self._statusWindow.setStatus(stage);
         });
     };
 
@@ -1122,7 +1446,7 @@ var RmmvGan = (function() {
         var job = this._job;
         if (!job) return;
         if (!job.finished) {
-            this._statusWindow.setStatus('Working: ' + job.stage + ' ' + Math.round(job.progress * 100) + '%', false, job.progress);
+            this._statusWindow.setStatus('Working: ' + jobText(job), false, job.progress);
             return;
         }
         this._job = null;
@@ -1145,9 +1469,7 @@ var RmmvGan = (function() {
 
     function menuEnabled() {
         if (!params.menuCommand) return false;
-        if (!params.menuTestPlayOnly) return true;
-        if (typeof $gameTemp !== 'undefined' && $gameTemp && $gameTemp.isPlaytest) return $gameTemp.isPlaytest();
-        return !!(Utils.isOptionValid && Utils.isOptionValid('test'));
+        return !params.menuTestPlayOnly || isTestPlay();
     }
 
     var _addOriginalCommands = Window_MenuCommand.prototype.addOriginalCommands;
@@ -1171,6 +1493,8 @@ var RmmvGan = (function() {
         generate: generate,
         fetchPack: fetchPack,
         daemonConfig: daemonConfig,
+        splitCommand: splitCommand,
+        firstErrorLine: firstErrorLine,
         clearImageCache: clearImageCache,
         last: last,
         Scene_RmmvGan: Scene_RmmvGan,

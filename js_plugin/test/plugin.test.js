@@ -60,12 +60,18 @@ for (const kind of ENGINES) {
                 characterVariable: '4', facesVariable: '5', placeholderFace: 'X', menuCommand: 'New NPC', menuTestPlayOnly: 'false'}});
             assert.equal(e.RmmvGan.engine, kind);
             assert.deepEqual(plain(e.RmmvGan.params), {serverUrl: 'http://127.0.0.1:9999', token: 'abc', transport: 'files',
+                autoStart: true, daemonCommand: 'rmmv-gan', daemonIdleExit: 30,
                 defaultArchetype: 'hero', defaultPsi: 0.5, steps: 3, timeout: 20, characterVariable: 4, facesVariable: 5,
-                placeholderFace: 'X', menuCommand: 'New NPC', menuTestPlayOnly: false});
-            const d = makeEngine(kind, {gameDir: game});
+                successSwitch: 0, placeholderFace: 'X', menuCommand: 'New NPC', menuTestPlayOnly: false});
+            const d = makeEngine(kind, {gameDir: game, parameters: {autoStart: 'false', daemonCommand: '"C:\\My Tools\\rmmv-gan.exe" -v',
+                daemonIdleExit: '0.5', successSwitch: '7'}});
             assert.deepEqual(plain(d.RmmvGan.params), {serverUrl: 'http://127.0.0.1:8765', token: '', transport: 'http',
+                autoStart: false, daemonCommand: '"C:\\My Tools\\rmmv-gan.exe" -v', daemonIdleExit: 0.5,
                 defaultArchetype: '', defaultPsi: null, steps: 0, timeout: 300, characterVariable: 0, facesVariable: 0,
-                placeholderFace: 'RmmvGan_New', menuCommand: 'Generate NPC', menuTestPlayOnly: true});
+                successSwitch: 7, placeholderFace: 'RmmvGan_New', menuCommand: 'Generate NPC', menuTestPlayOnly: true});
+            assert.deepEqual(plain(d.RmmvGan.splitCommand(d.RmmvGan.params.daemonCommand)), ['C:\\My Tools\\rmmv-gan.exe', '-v']);
+            assert.equal(d.RmmvGan.firstErrorLine('Usage: x\nError: No such option: --nope\n'), 'Error: No such option: --nope');
+            assert.equal(d.RmmvGan.firstErrorLine('Traceback (most recent call last):\n  File "x"\nImportError: torch\n'), 'ImportError: torch');
         });
 
         test('generate arguments: positional, key=value, defaults and mistakes', () => {
@@ -120,10 +126,15 @@ for (const kind of ENGINES) {
             assert.ok(always.SceneManager._scene._commandWindow.symbols().includes('rmmvGan'));
         });
 
-        test('no daemon running: the player is told, with the command that starts it', async () => {
+        test('no daemon running, not in test play: nothing is spawned, the player is told how to start it, the switch is OFF', async () => {
             const port = await closedPort();
-            const e = makeEngine(kind, {gameDir: game, parameters: {serverUrl: `http://127.0.0.1:${port}`}});
+            const spawns = [];
+            const e = makeEngine(kind, {gameDir: game, playtest: false, spawns,
+                parameters: {serverUrl: `http://127.0.0.1:${port}`, successSwitch: '5'}});
+            e.$gameSwitches.setValue(5, true);  // as a previous success left it
             const {messages} = await runEvent(e, [generateCommand(e, 'hero', {archetype: 'hero'})], 1);
+            assert.equal(spawns.length, 0);
+            assert.equal(e.$gameSwitches.value(5), false);
             assert.equal(messages.length, 1);
             const text = messages[0].text.replace(/\n/g, ' ');
             assert.match(text, new RegExp(`not running at http://127\\.0\\.0\\.1:${port}`));
@@ -145,6 +156,32 @@ for (const kind of ENGINES) {
             assert.equal(e.SceneManager._nextScene.constructor, e.Scene_Map);
         });
 
+        test('in a browser with no daemon, the status window shows the whole message, the command and URL included', async () => {
+            const port = await closedPort();
+            const e = makeEngine(kind, {gameDir: game, browserOrigin: 'http://localhost:8000',
+                parameters: {serverUrl: `http://127.0.0.1:${port}`}});
+            e.SceneManager.push(e.RmmvGan.Scene_RmmvGan);
+            const status = () => e.SceneManager._scene && e.SceneManager._scene._statusWindow;
+            await runFrames(e, () => status() && status()._isError);
+            const text = status().text();
+            assert.match(text, /not running at .*--origin http:\/\/localhost:8000$/);
+            const drawn = status().contents.ops.filter((o) => o[0] === 'drawText');
+            assert.equal(drawn.map((o) => o[1]).join('').replace(/ /g, ''), text.replace(/ /g, ''), 'every word is drawn');
+            for (const [, line, , y, width, , , fontSize, lineHeight] of drawn) {
+                assert.ok(y + lineHeight <= status().contents.height, `"${line}" is below the window`);
+                assert.ok(line.length * fontSize / 2 <= width, `"${line}" is wider than the window`);
+            }
+        });
+
+        test('a long word (a path) is cut to fit a line', () => {
+            const e = makeEngine(kind, {gameDir: game});
+            const w = new e.RmmvGan.Window_RmmvGanStatus(0, 0, 200, 400);
+            w.setStatus('Start: C:/Users/someone/Documents/RPG Maker MV/A very long game name/');
+            const lines = w.contents.texts();
+            assert.equal(lines.join('').replace(/ /g, ''), 'Start:C:/Users/someone/Documents/RPGMakerMV/Averylonggamename/');
+            assert.ok(lines.every((l) => l.length * 14 <= w.contents.width), lines.join('|'));
+        });
+
         test('the image caches forget a name, so a new file shows at once', async () => {
             const e = makeEngine(kind, {gameDir: game});
             const before = e.ImageManager.loadCharacter('$Late');  // not there yet: an error bitmap is cached
@@ -160,6 +197,135 @@ for (const kind of ENGINES) {
     });
 }
 
+function sampleStranger() {
+    const sample = path.join(__dirname, '..', '..', 'sample_project');
+    const $plugins = (() => { const c = {}; require('vm').runInNewContext(fs.readFileSync(path.join(sample, 'js', 'plugins.js'), 'utf8'), c); return c.$plugins; })();
+    const ours = $plugins.find((p) => p.name === 'RmmvGan');
+    const dataMap = JSON.parse(fs.readFileSync(path.join(sample, 'data', 'Map001.json'), 'utf8'));
+    const stranger = dataMap.events.find((ev) => ev && ev.name === 'Stranger');
+    return {parameters: ours.parameters, dataMap, stranger};
+}
+
+test('MV: the sample project\'s Stranger says so, with no new face, when no character was made', async () => {
+    const game = tempGame();
+    const {parameters, dataMap, stranger} = sampleStranger();
+    const e = makeEngine('MV', {gameDir: game, dataMap, parameters: Object.assign({}, parameters,
+        {serverUrl: `http://127.0.0.1:${await closedPort()}`, autoStart: 'false'})});
+    e.$gameSwitches.setValue(Number(parameters.successSwitch), true);  // an earlier success
+    const {messages} = await runEvent(e, stranger.pages[0].list.slice(0, -1), stranger.id);
+    assert.deepEqual(messages.map((m) => m.faceName), ['', '', '']);
+    assert.match(messages[1].text, /not running/);
+    assert.match(messages[2].text, /Nobody new came/);
+    fs.rmSync(game, {recursive: true, force: true});
+});
+
+// The installed `rmmv-gan` on PATH, as a user's Playtest finds it (null: why it cannot run).
+function missingRmmvGan() {
+    try {
+        require('child_process').execFileSync('rmmv-gan', ['serve', '--help'], {stdio: 'pipe'});
+        return null;
+    } catch (e) {
+        const why = `the rmmv-gan command is not installed here (${e.code || e.message})`;
+        if (process.env.CI) throw new Error(why);
+        return why;
+    }
+}
+
+describe('test play starts the daemon itself (a real spawn of the installed rmmv-gan)', () => {
+    const skip = missingRmmvGan() || false;
+    let game;
+    const spawns = [];
+    before(() => { game = tempGame(); });
+    after(() => {
+        for (const s of spawns) if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill();
+        fs.rmSync(game, {recursive: true, force: true});
+    });
+    const parameters = {steps: '1', daemonIdleExit: '0.1', successSwitch: '1'};  // idle exit after 6 s
+    const serverJson = () => path.join(game, 'rmmv_gan', 'server.json');
+
+    // An event's generate with the map scene running, recording what its progress window said.
+    async function generateOnMap(e, name) {
+        e.SceneManager.goto(e.Scene_Map);
+        const said = [];
+        const {messages} = await runEvent(e, [generateCommand(e, `- - ${name}`, {name})], 1, {onFrame: () => {
+            e.SceneManager.frame();
+            const w = e.SceneManager._scene._rmmvGanProgressWindow;
+            if (w && w.visible && said[said.length - 1] !== w.text()) said.push(w.text());
+        }});
+        const w = e.SceneManager._scene._rmmvGanProgressWindow;
+        return {messages, said, windowLeftOpen: !!(w && w.visible)};
+    }
+
+    test('two Playtest windows with no daemon: one spawn, both get their character, with progress shown', {skip}, async () => {
+        const a = makeEngine('MV', {gameDir: game, spawns, parameters});
+        const b = makeEngine('MZ', {gameDir: game, spawns, parameters});
+        const [ra, rb] = await Promise.all([generateOnMap(a, 'SpawnA'), generateOnMap(b, 'SpawnB')]);
+        assert.deepEqual([ra.messages, rb.messages], [[], []]);
+        assert.equal(spawns.length, 1, 'one daemon per game');
+        assert.equal(spawns[0].command, 'rmmv-gan');
+        assert.deepEqual(plain(spawns[0].args), ['serve', '--project', game, '--port', '0', '--idle-exit', '0.1']);
+        for (const name of ['SpawnA', 'SpawnB']) {
+            assert.deepEqual(pngSize(path.join(game, 'img', 'characters', `$${name}.png`)), {width: 144, height: 192});
+            assert.ok(fs.existsSync(path.join(game, 'img', 'faces', `${name}.png`)));
+        }
+        assert.equal(a.$gameSwitches.value(1), true);
+        assert.ok(ra.said.includes('Making a character: starting rmmv-gan...'), ra.said.join(' | '));
+        assert.ok(ra.said.some((t) => /^Making a character: \S+ \d+%$/.test(t)), ra.said.join(' | '));
+        assert.ok(!ra.windowLeftOpen && !rb.windowLeftOpen, 'the progress window closes with the wait');
+    });
+
+    test('a second generate reuses the running daemon', {skip}, async () => {
+        const first = JSON.parse(fs.readFileSync(serverJson(), 'utf8'));
+        const c = makeEngine('MV', {gameDir: game, spawns, parameters});
+        const {messages} = await generateOnMap(c, 'Reused');
+        assert.deepEqual(messages, []);
+        assert.equal(spawns.length, 1);
+        assert.equal(spawns[0].child.exitCode, null, 'the first daemon still runs');
+        assert.deepEqual(JSON.parse(fs.readFileSync(serverJson(), 'utf8')), first);
+        assert.ok(fs.existsSync(path.join(game, 'img', 'faces', 'Reused.png')));
+    });
+
+    test('the daemon stops by itself when idle, and the next Playtest starts a new one', {skip}, async () => {
+        const child = spawns[0].child;
+        const end = Date.now() + 60000;
+        while (child.exitCode === null && Date.now() < end) {  // polled: the detached child holds no event loop
+            await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        assert.equal(child.exitCode, 0);
+        assert.ok(!fs.existsSync(serverJson()), 'server.json no longer points at it');
+        const d = makeEngine('MV', {gameDir: game, spawns, parameters});
+        const {messages} = await generateOnMap(d, 'Again');
+        assert.deepEqual(messages, []);
+        assert.equal(spawns.length, 2);
+        assert.ok(fs.existsSync(path.join(game, 'img', 'faces', 'Again.png')));
+    });
+
+    test('a command that is not found: the player is told which, and the event goes on', async () => {
+        const mine = [];
+        const other = tempGame();
+        const e = makeEngine('MV', {gameDir: other, spawns: mine, parameters: {daemonCommand: 'rmmv-gan-not-installed-here',
+            serverUrl: `http://127.0.0.1:${await closedPort()}`, successSwitch: '1'}});
+        const started = Date.now();
+        const {messages} = await runEvent(e, [generateCommand(e, '', {})], 1);
+        assert.ok(Date.now() - started < 10000, 'no hang');
+        assert.equal(mine.length, 1);
+        assert.match(messages[0].text.replace(/\n/g, ' '),
+            /cannot start the daemon: the command "rmmv-gan-not-installed-here" was not found\..*"Daemon command"/);
+        assert.equal(e.$gameSwitches.value(1), false);
+        assert.ok(!fs.existsSync(path.join(other, 'rmmv_gan', 'daemon-start.lock')), 'the start lock is released');
+        fs.rmSync(other, {recursive: true, force: true});
+    });
+
+    test('a daemon that stops as it starts: the player reads its error line', {skip}, async () => {
+        const notAGame = fs.mkdtempSync(path.join(os.tmpdir(), 'rmmvgan-notgame-'));
+        const e = makeEngine('MZ', {gameDir: notAGame, spawns, parameters});
+        const {messages} = await runEvent(e, [generateCommand(e, '', {})], 1, {timeoutMs: 60000});
+        assert.match(messages[0].text.replace(/\n/g, ' '),
+            /the daemon stopped as it started \(exit code 1\): Error: .*not an RPG Maker MV or MZ project/);
+        fs.rmSync(notAGame, {recursive: true, force: true});
+    });
+});
+
 describe('with a real daemon', () => {
     const skip = missingGolden() || false;
     let daemon;
@@ -172,12 +338,8 @@ describe('with a real daemon', () => {
     after(async () => { if (daemon) await daemon.stop(); });
 
     test('MV: the sample project\'s Stranger runs as its plugins.js sets it up', {skip}, async () => {
-        const sample = path.join(__dirname, '..', '..', 'sample_project');
-        const $plugins = (() => { const c = {}; require('vm').runInNewContext(fs.readFileSync(path.join(sample, 'js', 'plugins.js'), 'utf8'), c); return c.$plugins; })();
-        const ours = $plugins.find((p) => p.name === 'RmmvGan');
-        const dataMap = JSON.parse(fs.readFileSync(path.join(sample, 'data', 'Map001.json'), 'utf8'));
-        const e = makeEngine('MV', {gameDir: daemon.game, dataMap, parameters: Object.assign({}, ours.parameters, {steps: '1'})});
-        const stranger = dataMap.events.find((ev) => ev && ev.name === 'Stranger');
+        const {parameters, dataMap, stranger} = sampleStranger();
+        const e = makeEngine('MV', {gameDir: daemon.game, dataMap, parameters: Object.assign({}, parameters, {steps: '1'})});
         const {messages} = await runEvent(e, stranger.pages[0].list.slice(0, -1), stranger.id);
         const made = e.$gameVariables.value(2);
         assert.match(made, /^default_\d+$/);
@@ -195,15 +357,19 @@ describe('with a real daemon', () => {
         const {messages} = await runEvent(e, [generateCommand(e, '', {name: 'WebAnn'})], 1);
         assert.deepEqual(messages, []);
         assert.equal(e.$gameMap.event(1).characterName(), '$WebAnn');
+        // A running daemon that refuses this page's origin is told apart from no daemon at all.
         const foreign = makeEngine('MZ', {gameDir: daemon.game, browserOrigin: 'http://localhost:8000',
             parameters: {serverUrl: daemon.url, token: daemon.token}});
         const r = await runEvent(foreign, [generateCommand(foreign, '', {})], 1);
-        assert.match(r.messages[0].text.replace(/\n/g, ' '), /origin is not allowed\).*--origin http:\/\/localhost:8000/);
+        const said = r.messages[0].text.replace(/\n/g, ' ');
+        assert.match(said, /refuses this page's origin \(http:\/\/localhost:8000\)\..*--origin http:\/\/localhost:8000$/);
+        assert.doesNotMatch(said, /not running/);
     });
 
     for (const kind of ENGINES) {
         test(`${kind}: an event generates a character, gets its walk sheet, and Show Text uses its face`, {skip}, async () => {
-            const e = makeEngine(kind, {gameDir: daemon.game, parameters: {characterVariable: '3', facesVariable: '4', steps: '1'}});
+            const e = makeEngine(kind, {gameDir: daemon.game, parameters: {characterVariable: '3', facesVariable: '4', steps: '1',
+                successSwitch: '8'}});
             const name = `Ann${kind}`;
             let waitedFrames = 0;
             const list = [
@@ -221,6 +387,7 @@ describe('with a real daemon', () => {
             assert.equal(e.$gameMap.event(1).characterName(), 'Actor1');
             assert.equal(e.$gameVariables.value(3), `$${name}`);
             assert.equal(e.$gameVariables.value(4), name);
+            assert.equal(e.$gameSwitches.value(8), true);
             assert.deepEqual(pngSize(path.join(daemon.game, 'img', 'characters', `$${name}.png`)), {width: 144, height: 192});
             assert.deepEqual(pngSize(path.join(daemon.game, 'img', 'faces', `${name}.png`)), {width: 576, height: 288});
             const meta = JSON.parse(fs.readFileSync(path.join(daemon.game, 'rmmv_gan', 'characters', `${name}.json`), 'utf8'));
@@ -231,8 +398,10 @@ describe('with a real daemon', () => {
         });
 
         test(`${kind}: errors from the daemon reach the player as a message`, {skip}, async () => {
-            const e = makeEngine(kind, {gameDir: daemon.game, parameters: {steps: '1'}});
+            const e = makeEngine(kind, {gameDir: daemon.game, parameters: {steps: '1', successSwitch: '8'}});
+            e.$gameSwitches.setValue(8, true);
             let r = await runEvent(e, [generateCommand(e, 'nobody', {archetype: 'nobody'})], 1);
+            assert.equal(e.$gameSwitches.value(8), false, 'a failure turns the success switch OFF');
             assert.equal(r.messages.length, 1);
             assert.match(r.messages[0].text.replace(/\n/g, ' '), /rmmv-gan: archetype: .*nobody/);
             assert.equal(e.$gameMap.event(1).characterName(), 'Actor1');

@@ -31,7 +31,8 @@ function browserXhr(origin) {
                 let text = '';
                 res.on('data', (d) => { text += d; });
                 res.on('end', () => {
-                    if (res.headers['access-control-allow-origin'] !== origin) { this.status = 0; return this.onerror(); }
+                    const allowed = res.headers['access-control-allow-origin'];
+                    if (allowed !== origin && allowed !== '*') { this.status = 0; return this.onerror(); }
                     this.status = res.statusCode;
                     this.responseText = text;
                     this.onload();
@@ -47,8 +48,19 @@ function makeEngine(kind, options = {}) {
     const MZ = kind === 'MZ';
     const gameDir = options.gameDir;
     const playtest = options.playtest !== false;
-    const g = {console, setTimeout, clearTimeout, setInterval, clearInterval, require,
-        process: {mainModule: {filename: path.join(gameDir, 'index.html')}}};
+    // Node's modules as NW.js gives them; child_process records what the plugin spawns
+    // (options.spawns, an array), and spawns it for real.
+    const childProcess = require('child_process');
+    const spawns = options.spawns || [];
+    const gameRequire = (name) => name !== 'child_process' ? require(name) : Object.assign({}, childProcess, {
+        spawn(command, args, opts) {
+            const child = childProcess.spawn(command, args, opts);
+            spawns.push({command, args, options: opts, child});
+            return child;
+        },
+    });
+    const g = {console, setTimeout, clearTimeout, setInterval, clearInterval, require: gameRequire,
+        process: {mainModule: {filename: path.join(gameDir, 'index.html')}, env: process.env}};
 
     // RPG Maker's class style: a constructor that calls initialize, methods on the prototype.
     function cls(parent, methods) {
@@ -111,6 +123,7 @@ function makeEngine(kind, options = {}) {
             this.ops = [];
             this.url = '';
             this.textColor = '#ffffff';
+            this.fontSize = 28;
             this.paintOpacity = 255;
             this._state = 'loaded';
         },
@@ -120,9 +133,9 @@ function makeEngine(kind, options = {}) {
         fillRect(x, y, w, h, color) { this.ops.push(['fillRect', x, y, w, h, color]); },
         gradientFillRect(x, y, w, h, c1, c2) { this.ops.push(['gradientFillRect', x, y, w, h, c1, c2]); },
         drawText(text, x, y, maxWidth, lineHeight, align) {
-            this.ops.push(['drawText', String(text), x, y, maxWidth, align || 'left', this.textColor]);
+            this.ops.push(['drawText', String(text), x, y, maxWidth, align || 'left', this.textColor, this.fontSize, lineHeight]);
         },
-        measureTextWidth(text) { return String(text).length * 14; },
+        measureTextWidth(text) { return String(text).length * this.fontSize / 2; },  // 14 px a letter at 28
         blt(source, sx, sy, sw, sh, dx, dy, dw, dh) {
             if (!source.isReady()) throw new Error(`blt from a bitmap that is not loaded: ${source.url}`);
             this.ops.push(['blt', source.url, sx, sy, sw, sh, dx, dy, dw === undefined ? sw : dw, dh === undefined ? sh : dh]);
@@ -394,6 +407,11 @@ function makeEngine(kind, options = {}) {
         value(id) { return this._data[id] || 0; },
         setValue(id, value) { if (id > 0) this._data[id] = typeof value === 'number' ? Math.floor(value) : value; },
     });
+    g.Game_Switches = cls(null, {
+        initialize() { this._data = []; },
+        value(id) { return !!this._data[id]; },
+        setValue(id, value) { if (id > 0) this._data[id] = !!value; },
+    });
     g.Game_Message = cls(null, {
         initialize() { this.clear(); },
         clear() { this._texts = []; this._faceName = ''; this._faceIndex = 0; },
@@ -449,7 +467,10 @@ function makeEngine(kind, options = {}) {
     });
     g.Game_Interpreter = cls(null, {
         initialize() { this.clear(); },
-        clear() { this._mapId = 0; this._eventId = 0; this._list = null; this._index = 0; this._waitMode = ''; this._params = []; },
+        clear() {
+            this._mapId = 0; this._eventId = 0; this._list = null; this._index = 0; this._waitMode = ''; this._params = [];
+            this._indent = 0; this._branch = {};
+        },
         setup(list, eventId) { this.clear(); this._mapId = g.$gameMap.mapId(); this._eventId = eventId || 0; this._list = list; },
         isRunning() { return !!this._list; },
         setWaitMode(mode) { this._waitMode = mode; },
@@ -471,6 +492,7 @@ function makeEngine(kind, options = {}) {
             const command = this.currentCommand();
             if (!command) { this._list = null; return true; }
             this._params = command.parameters;
+            this._indent = command.indent;
             const method = this['command' + command.code];
             if (typeof method === 'function' && !method.call(this, command.parameters)) return false;
             this._index++;
@@ -481,6 +503,22 @@ function makeEngine(kind, options = {}) {
             if (param < 0) return g.$gamePlayer;
             if (this._mapId === g.$gameMap.mapId()) return g.$gameMap.event(param > 0 ? param : this._eventId);
             return null;
+        },
+        // Conditional Branch on a switch (the only condition used here), Else, Branch End.
+        command111(params) {
+            if (params[0] !== 0) throw new Error('the simulated engine branches on switches only');
+            const result = g.$gameSwitches.value(params[1]) === (params[2] === 0);
+            this._branch[this._indent] = result;
+            if (!result) this.skipBranch();
+            return true;
+        },
+        command411() {
+            if (this._branch[this._indent] !== false) this.skipBranch();
+            return true;
+        },
+        command412() { return true; },
+        skipBranch() {
+            while (this._list[this._index + 1].indent > this._indent) this._index++;
         },
         // Show Text, as both engines run it: face, then the following 401 lines.
         command101(params) {
@@ -514,6 +552,7 @@ function makeEngine(kind, options = {}) {
     g.$dataMap = options.dataMap || {events: [null, {id: 1, pages: [{image: {characterName: 'Actor1', characterIndex: 2}}]},
         {id: 2, pages: [{image: {characterName: '', characterIndex: 0}}]}]};
     g.$gameVariables = new g.Game_Variables();
+    g.$gameSwitches = new g.Game_Switches();
     g.$gameMessage = new g.Game_Message();
     g.$gameSystem = new g.Game_System();
     g.$gameTemp = new g.Game_Temp();

@@ -94,12 +94,30 @@ def test_map():
             assert p["list"][-1] == {"code": 0, "indent": 0, "parameters": []}
 
 
-def test_npc_runs_generate_then_shows_the_new_face():
+def sample_plugin_parameters():
+    text = (SAMPLE / "js" / "plugins.js").read_text(encoding="utf-8")
+    (ours,) = [e[2] for e in parse_plugins_js(text).entries if e[2]["name"] == PLUGIN_NAME]
+    return ours["parameters"]
+
+
+def test_npc_runs_generate_then_branches_on_the_success_switch():
     m = load("Map001")
     (npc,) = [e for e in m["events"][1:] if e["name"] == "Stranger"]
-    codes = [(c["code"], c["parameters"]) for c in npc["pages"][0]["list"]]
+    listing = npc["pages"][0]["list"]
+    codes = [(c["code"], c["parameters"]) for c in listing]
     i = codes.index((356, ["RmmvGan generate - - - event=this"]))
-    assert codes[i + 1][0] == 101 and codes[i + 1][1][0] == PLACEHOLDER_FACE
+    switch = int(sample_plugin_parameters()["successSwitch"])
+    assert switch > 0 and load("System")["switches"][switch], "the success switch is set and named"
+    # Conditional Branch: switch ON -> the new face speaks; Else -> no placeholder face (the
+    # previous character's face would show).
+    assert codes[i + 1] == (111, [0, switch, 0])
+    assert codes[i + 2][0] == 101 and codes[i + 2][1][0] == PLACEHOLDER_FACE
+    other = codes.index((411, []))
+    end = codes.index((412, []))
+    assert i + 2 < other < end
+    assert all(c["indent"] == 1 for c in listing[i + 2:other] + listing[other + 1:end])
+    assert any(code == 101 for code, _ in codes[other + 1:end])
+    assert not any(code == 101 and params[0] == PLACEHOLDER_FACE for code, params in codes[other + 1:end])
     (sign,) = [e for e in m["events"][1:] if e["name"] == "Sign"]
     assert (356, ["RmmvGan open"]) in [(c["code"], c["parameters"]) for c in sign["pages"][0]["list"]]
 
@@ -132,3 +150,15 @@ def test_sample_is_an_mv_game_and_install_plugin_keeps_its_settings(tmp_path):
     install_plugin(copy)
     assert (copy / "js" / "plugins.js").read_bytes() == (SAMPLE / "js" / "plugins.js").read_bytes()
     assert (copy / "js" / "plugins" / "RmmvGan.js").read_bytes() == plugin_source()
+
+
+def test_index_html_links_the_game_font_and_both_setup_routes_keep_it():
+    html = (SAMPLE / "index.html").read_text(encoding="utf-8")
+    link = html.find('<link rel="stylesheet" type="text/css" href="fonts/gamefont.css">')
+    assert 0 < link < html.find("</head>"), "MV's font stylesheet in the head, as a new MV project has it"
+    readme = (SAMPLE / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Make it run")[1].split("\n\n")[2]  # the two routes, a bullet each
+    route1, route2 = [" ".join(b.split()) for b in section.split("\n- ")]
+    copied = route1.split("Keep")[0]
+    assert "data/" in copied and "index.html" not in copied, "route 1 must keep the new project's index.html"
+    assert "`fonts/`" in route2, "route 2 must copy MV's fonts/ beside the index.html that links it"

@@ -697,6 +697,8 @@ def install_plugin_cmd(game, url, token):
     except OSError as exc:
         raise UserError(f"{game}: cannot write ({exc})") from None
     click.echo(f"installed {written['plugin']} and switched it on in {written['plugins.js']}")
+    click.echo("Next: open the project in RPG Maker, start a Playtest, and choose main menu -> Generate NPC "
+               "(the plugin starts rmmv-gan serve itself).")
 
 
 if __name__ == "__main__":

@@ -133,6 +133,13 @@ def test_unreadable_plugins_js_is_refused_and_left_alone(mv_game, text):
     assert path.read_text() == text and not (mv_game / "js" / "plugins" / "RmmvGan.js").exists()
 
 
+def test_install_ends_with_the_next_step_in_one_line(mv_game):
+    r = CliRunner().invoke(main, ["install-plugin", str(mv_game)])
+    assert r.exit_code == 0, r.output
+    last = r.output.strip().splitlines()[-1]
+    assert last.startswith("Next: open the project") and "Playtest" in last and "Generate NPC" in last
+
+
 def test_not_a_game(tmp_path):
     r = CliRunner().invoke(main, ["install-plugin", str(tmp_path)])
     assert r.exit_code == 1 and "not an RPG Maker MV or MZ project" in r.output
@@ -140,9 +147,11 @@ def test_not_a_game(tmp_path):
 
 def test_header_parameters_are_those_the_plugin_reads():
     header = read_header(plugin_source().decode())
-    assert list(header.defaults) == ["serverUrl", "token", "transport", "defaultArchetype", "defaultPsi", "steps",
-                                     "timeout", "characterVariable", "facesVariable", "placeholderFace", "menuCommand",
+    assert list(header.defaults) == ["serverUrl", "token", "transport", "autoStart", "daemonCommand", "daemonIdleExit",
+                                     "defaultArchetype", "defaultPsi", "steps", "timeout", "characterVariable",
+                                     "facesVariable", "successSwitch", "placeholderFace", "menuCommand",
                                      "menuTestPlayOnly"]
+    assert (header.defaults["autoStart"], header.defaults["daemonCommand"]) == ("true", "rmmv-gan")
     assert header.defaults["serverUrl"] == "http://127.0.0.1:8765" and header.defaults["token"] == ""
     source = plugin_source().decode()
     for name in header.defaults:  # each is read by parseParameters

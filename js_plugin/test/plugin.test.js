@@ -319,7 +319,7 @@ describe('test play starts the daemon itself (a real spawn of the installed rmmv
     test('a daemon that stops as it starts: the player reads its error line', {skip}, async () => {
         const notAGame = fs.mkdtempSync(path.join(os.tmpdir(), 'rmmvgan-notgame-'));
         const e = makeEngine('MZ', {gameDir: notAGame, spawns, parameters});
-        const {messages} = await runEvent(e, [generateCommand(e, '', {})], 1, {timeoutMs: 60000});
+        const {messages} = await runEvent(e, [generateCommand(e, '', {})], 1);
         assert.match(messages[0].text.replace(/\n/g, ' '),
             /the daemon stopped as it started \(exit code 1\): Error: .*not an RPG Maker MV or MZ project/);
         fs.rmSync(notAGame, {recursive: true, force: true});

@@ -577,7 +577,7 @@ function pluginCommand(engine, mv, mz) {
 
 // Run an event on the map frame by frame, as Game_Map.update does, closing each message as a
 // player would (after recording it), until the event ends.
-async function runEvent(engine, list, eventId, {timeoutMs = 30000, onFrame} = {}) {
+async function runEvent(engine, list, eventId, {timeoutMs = 120000, onFrame} = {}) {  // generous: shared, loaded machines
     const interpreter = new engine.Game_Interpreter();
     interpreter.setup(list.concat([{code: 0, indent: 0, parameters: []}]), eventId);
     const messages = [];
@@ -599,7 +599,7 @@ async function runEvent(engine, list, eventId, {timeoutMs = 30000, onFrame} = {}
 }
 
 // Scene frames until `done()` holds.
-async function runFrames(engine, done, timeoutMs = 30000) {
+async function runFrames(engine, done, timeoutMs = 120000) {
     const end = Date.now() + timeoutMs;
     for (;;) {
         engine.SceneManager.frame();

@@ -50,10 +50,10 @@ async function startDaemon({watch = false} = {}) {
     let exited = null;
     proc.on('exit', (code) => { exited = code; });
     const serverJson = path.join(game, 'rmmv_gan', 'server.json');
-    const end = Date.now() + 60000;
+    const end = Date.now() + 180000;
     while (!fs.existsSync(serverJson) || !/daemon on/.test(output)) {
         if (exited !== null) throw new Error(`rmmv-gan serve exited (${exited}):\n${output}`);
-        if (Date.now() > end) { proc.kill(); throw new Error(`rmmv-gan serve did not start in 60 s:\n${output}`); }
+        if (Date.now() > end) { proc.kill(); throw new Error(`rmmv-gan serve did not start in 180 s:\n${output}`); }
         await new Promise((r) => setTimeout(r, 100));
     }
     const {url, token} = JSON.parse(fs.readFileSync(serverJson, 'utf8'));

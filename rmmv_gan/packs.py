@@ -136,6 +136,7 @@ class Pack:
     # Face sheets on transparency (the bust cut out of the model's background), as RPG Maker's
     # own face sets are; a painted model may keep its background (false).
     face_transparent: bool = True
+    palette: tuple[int, int] | None = None  # colours per walk sheet (low, high); None: off
     raw: dict = field(repr=False, default_factory=dict)
 
     def model_path(self, model: str) -> Path:
@@ -224,6 +225,19 @@ def _color(value, where):
     return tuple(value)
 
 
+def _palette(value, where):
+    """`sprite.palette`: "off" (or absent) or [low, high], the colours of one walk sheet."""
+    if value == "off":
+        return None
+    if not (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        _fail(where, f"must be \"off\" or [low, high] (colours per walk sheet), not {value!r}")
+    low, high = value
+    if not 2 <= low <= high <= 256:
+        _fail(where, f"{value} needs 2 <= low <= high <= 256")
+    return (low, high)
+
+
 def _model(data, where) -> ModelEntry:
     file = _get(data, "file", where, str)
     if Path(file).is_absolute() or ".." in Path(file).parts:
@@ -301,7 +315,8 @@ def parse_manifest(root: Path, data: dict) -> Pack:
                 projection_wplus=_get(proj, "wplus", "projection", bool, False),
                 projection_noise=_get(proj, "noise", "projection", bool, True), default_archetype=default,
                 projection_psi=float(psi), face_encoder=encoder,
-                face_transparent=_get(fd, "transparent", "face", bool, True), raw=data)
+                face_transparent=_get(fd, "transparent", "face", bool, True),
+                palette=_palette(sd.get("palette", "off"), "sprite.palette"), raw=data)
 
 
 def load_pack(root=None) -> Pack:

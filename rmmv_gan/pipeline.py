@@ -3,7 +3,8 @@ they were made. Every step of the character pipeline is in this file, in order:
 
 1. sprite w: z from the seed, mapped with truncation psi;
 2. sprite style mix: the archetype's preset layers;
-3. the walk sheet drawn, cleaned to transparency frame by frame, scaled to 48-px frames;
+3. the walk sheet drawn, cleaned to transparency frame by frame, redrawn as pixel art with
+   one palette (when the pack asks for it: `sprite.palette`), scaled to 48-px frames;
 4-5. the face's w from the sprite (stage "face"): the pack's sprite-to-face encoder reads
    the whole walk sheet (rmmv_gan.encoder), optionally refined by projection; packs without
    an encoder project the head crop (the standing, facing-down frame, cut at the pack's box)
@@ -33,12 +34,13 @@ from . import __version__
 from .game import MAX_NAME_LENGTH, AssetNameError, safe_asset_name
 from .latent import MAX_SEED, mix, to_uint8, truncate, z_from_seeds
 from .packs import OpenPack, PackError
+from .pixel_art import pixel_art_sheet
 from .projector import ProjectionCancelled, ProjectionSettings, project
 from .encoder import sheet_tensor
 from .face_cutout import cut_out_bust
 from .sheets import clean_sheet, face_sheet, head_crop, idle_frame, native_to_character_sheet
 
-STAGES = ("sprite", "cleanup", "face", "faces")
+STAGES = ("sprite", "cleanup", "palette", "face", "faces")
 MAX_BODY = 64 * 1024  # bytes: the largest request body (HTTP) or request file (watcher) read
 
 
@@ -287,8 +289,13 @@ def make_characters(opened: OpenPack, requests, progress: Callable | None = None
         t = time.perf_counter()
         report("cleanup", i / n)
         clean = clean_sheet(natives[i], pack.layout, background=pack.sprite_background)
-        walk = native_to_character_sheet(clean, pack.layout, pack.frame_size)
         timings[i]["cleanup"] = time.perf_counter() - t
+        if pack.palette is not None:  # the pack's model draws pixel art: redraw it as such
+            t = time.perf_counter()
+            report("palette", i / n)
+            clean = pixel_art_sheet(clean, pack.layout, pack.palette, pack.sprite_background)
+            timings[i]["palette"] = time.perf_counter() - t
+        walk = native_to_character_sheet(clean, pack.layout, pack.frame_size)
 
         # 4-5. The neutral face's w from the sprite: the pack's encoder (refined by `steps`
         # projection steps, if any), else a projection of the head crop.

@@ -45,6 +45,21 @@ def test_the_installed_package_carries_the_pack(tmp_path):
     assert out.stdout.split() == ["default", "8"]
 
 
+def test_its_walk_sheets_are_pixel_art(opened):
+    """Issue 15's figures on exported sheets (definitions: rmmv_gan.pixel_art.sheet_figures):
+    at most 24 colours, 2 % rare pixels and 5 % drift, sheet by sheet."""
+    from rmmv_gan.pipeline import CharacterRequest, make_characters
+    from rmmv_gan.pixel_art import sheet_figures
+
+    assert opened.pack.palette == (12, 24)
+    archetypes = list(opened.pack.archetypes)
+    requests = [CharacterRequest(archetype=archetypes[s % len(archetypes)], seed=100 + s, steps=1,
+                                 emotions=["neutral"]) for s in range(8)]
+    for c in make_characters(opened, requests):
+        f = sheet_figures(c.walk_sheet)
+        assert f["colours"] <= 24 and f["rare"] <= 2 and f["drift"] <= 5, (c.request.seed, f)
+
+
 # The face model's layout (procedural portraits, 72 px): eyes, brows and mouth lie in this band;
 # the top of the hair and the background above it do not change with the expression.
 EXPRESSION_BAND = (slice(26, 62), slice(14, 58))

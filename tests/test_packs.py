@@ -77,12 +77,30 @@ def test_presets_resolve_and_mix_layers_by_group_name(pack_copy):
     (lambda m: m.update(default_archetype="villain"), "default_archetype"),
     (lambda m: m["sprite"]["layout"].update(colums=3), "sprite.layout"),
     (lambda m: m.pop("face"), "face"),
+    (lambda m: m["sprite"].update(palette="on"), "sprite.palette"),
+    (lambda m: m["sprite"].update(palette=16), "sprite.palette"),
+    (lambda m: m["sprite"].update(palette=[24, 12]), "sprite.palette"),
+    (lambda m: m["sprite"].update(palette=[1, 12]), "sprite.palette"),
+    (lambda m: m["sprite"].update(palette=[12, 300]), "sprite.palette"),
+    (lambda m: m["sprite"].update(palette=[12.5, 24]), "sprite.palette"),
+    (lambda m: m["sprite"].update(palette=[True, 24]), "sprite.palette"),
 ])
 def test_broken_fields_are_named(pack_copy, change, field):
     edit(pack_copy, change)
     with pytest.raises(PackError) as err:
         load_pack(pack_copy)
     assert str(err.value).startswith(field), str(err.value)
+
+
+@pytest.mark.parametrize("value,parsed", [([12, 24], (12, 24)), ([16, 16], (16, 16)), ("off", None)])
+def test_sprite_palette_is_a_colour_range_or_off(pack_copy, value, parsed):
+    edit(pack_copy, lambda m: m["sprite"].update(palette=value))
+    assert load_pack(pack_copy).palette == parsed
+
+
+def test_sprite_palette_is_off_when_absent(starter):
+    assert "palette" not in json.loads((starter / "pack.json").read_text())["sprite"]
+    assert load_pack(starter).palette is None
 
 
 def test_layer_beyond_num_ws_is_named_with_the_range(pack_copy):

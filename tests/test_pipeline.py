@@ -11,7 +11,8 @@ from PIL import Image
 from rmmv_gan.cli import main
 from rmmv_gan.latent import mix
 from rmmv_gan.packs import open_pack
-from rmmv_gan.pipeline import CharacterRequest, Cancelled, RequestError, make_character, make_characters
+from rmmv_gan.pipeline import STAGES, CharacterRequest, Cancelled, RequestError, make_character, make_characters
+from rmmv_gan.sheets import SheetLayout, clean_sheet, native_to_character_sheet
 
 
 
@@ -21,7 +22,7 @@ def test_character_has_mv_sized_sheets_and_metadata(opened):
     assert set(np.unique(c.walk_sheet[..., 3])) <= {0, 255}
     m = c.metadata
     assert (m["seed"], m["psi"], m["archetype"], m["name"], m["emotions"]) == (5, 0.6, "hero", "Ann", ["neutral", "happy"])
-    assert len(m["pack_hash"]) == 64 and set(m["timings"]) == {"sprite", "cleanup", "face", "faces"}
+    assert len(m["pack_hash"]) == 64 and set(m["timings"]) == set(STAGES)
 
 
 def test_archetype_and_emotion_layers_are_mixed_in(opened):
@@ -71,9 +72,30 @@ def test_batch_equals_one_at_a_time(opened):
 def test_progress_reaches_every_stage_and_cancel_stops(opened):
     seen = []
     make_character(opened, CharacterRequest(seed=1), progress=lambda s, f: seen.append(s))
-    assert set(seen) == {"sprite", "cleanup", "face", "faces"}
+    assert set(seen) == set(STAGES) - {"palette"}  # the starter pack's sprite.palette is off
     with pytest.raises(Cancelled):
         make_character(opened, CharacterRequest(seed=1), cancel=lambda: True)
+
+
+def test_palette_off_leaves_the_walk_sheet_as_the_cleanup_made_it(opened):
+    pack = opened.pack
+    assert pack.palette is None
+    c = make_character(opened, CharacterRequest(seed=5, steps=1))
+    cleaned = clean_sheet(c.sprite_native, pack.layout, background=pack.sprite_background)
+    assert np.array_equal(c.walk_sheet, native_to_character_sheet(cleaned, pack.layout, pack.frame_size))
+
+
+def test_palette_on_redraws_the_walk_sheet_in_its_own_timed_stage(pack_dir):
+    import dataclasses
+
+    opened = open_pack(pack_dir)
+    # 8-px frames scale to 48 by a whole factor, so the scaled sheet keeps the palette.
+    opened.pack = dataclasses.replace(opened.pack, palette=(4, 8), layout=SheetLayout(8, 8))
+    seen = []
+    c = make_character(opened, CharacterRequest(seed=5, steps=1), progress=lambda s, f: seen.append(s))
+    assert "palette" in seen and c.metadata["timings"]["palette"] > 0
+    opaque = c.walk_sheet[..., 3] > 0
+    assert opaque.any() and len(np.unique(c.walk_sheet[opaque][:, :3], axis=0)) <= 8
 
 
 @pytest.mark.parametrize("request_,field", [

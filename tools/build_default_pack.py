@@ -146,6 +146,7 @@ def main():
         "format": "rmmv-gan-pack", "version": 1, "name": "default",
         "description": "rmmv-gan's embedded pack: models trained on procedural RPG Maker characters.",
         "sprite": {"file": "sprite.safetensors", "frame_size": 48, "background": [255, 255, 255],
+                   "palette": [12, 24],  # pixel art: the renderer draws 10-20 colours a sheet
                    "layout": {"frame_w": procedural.FRAME, "frame_h": procedural.FRAME},
                    "layer_groups": PACK_LAYERS["sprite"]},
         "face": {"file": "face.safetensors", "face_size": 144, "background": [255, 255, 255],

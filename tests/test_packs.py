@@ -11,13 +11,12 @@ from rmmv_gan.cli import main
 from rmmv_gan.latent import load_w
 from rmmv_gan.packs import PackError, add_preset, init_pack, load_pack, open_pack
 
-from conftest import golden_dir
 
 
 @pytest.fixture(scope="module")
-def starter(tmp_path_factory):
+def starter(tmp_path_factory, starter_snapshot, starter_model):
     root = tmp_path_factory.mktemp("packs") / "starter"
-    init_pack(root, golden_dir() / "sg3t_32.pkl", golden_dir() / "sg3r_32.pkl")
+    init_pack(root, starter_snapshot, starter_model)
     add_preset(root, "sprite", "hero", seed=3, psi=0.7)
     add_preset(root, "face", "smile", seed=5)
     return root
@@ -48,9 +47,9 @@ def test_models_are_converted_so_pickles_are_not_read_again(starter):
     assert not list(starter.glob("*.pkl"))
 
 
-def test_init_refuses_to_overwrite_a_pack(starter):
+def test_init_refuses_to_overwrite_a_pack(starter, starter_snapshot, starter_model):
     with pytest.raises(PackError, match="already exists"):
-        init_pack(starter, golden_dir() / "sg3t_32.pkl", golden_dir() / "sg3r_32.pkl")
+        init_pack(starter, starter_snapshot, starter_model)
 
 
 def test_presets_resolve_and_mix_layers_by_group_name(pack_copy):
@@ -123,22 +122,22 @@ def test_preset_from_a_w_file_and_from_an_image(pack_copy, tmp_path):
     assert np.load(path).shape == (16, 64)
 
 
-def test_cli_pack_init_check_and_preset_add(tmp_path):
+def test_cli_pack_init_check_and_preset_add(tmp_path, starter_snapshot, starter_model):
     root = tmp_path / "mine"
     run = lambda *a: CliRunner().invoke(main, [str(x) for x in a])
-    result = run("pack", "init", root, "--sprite", golden_dir() / "sg3t_32.pkl", "--face", golden_dir() / "sg3r_32.pkl")
+    result = run("pack", "init", root, "--sprite", starter_snapshot, "--face", starter_model)
     assert result.exit_code == 0, result.output
     assert run("pack", "check", root).exit_code == 0
     result = run("preset", "add", "--pack", root, "--name", "villain", "--model", "sprite", "--seed", 9)
     assert result.exit_code == 0 and (root / "presets" / "sprite" / "villain.npy").is_file()
     result = run("preset", "add", "--pack", root, "--name", "../x", "--model", "sprite", "--seed", 9)
     assert result.exit_code == 1 and "--name" in result.output and not (tmp_path / "x.npy").exists()
-    result = run("pack", "init", tmp_path / "bad", "--sprite", tmp_path / "nothing.pkl", "--face", golden_dir() / "sg3r_32.pkl")
+    result = run("pack", "init", tmp_path / "bad", "--sprite", tmp_path / "nothing.pkl", "--face", starter_model)
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
 
 
-def test_failed_init_leaves_nothing_behind(tmp_path):
+def test_failed_init_leaves_nothing_behind(tmp_path, starter_snapshot):
     with pytest.raises(PackError, match="^--face"):
-        init_pack(tmp_path / "half", golden_dir() / "sg3t_32.pkl", tmp_path / "missing.pkl")
+        init_pack(tmp_path / "half", starter_snapshot, tmp_path / "missing.pkl")
     assert not (tmp_path / "half").exists()

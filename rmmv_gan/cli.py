@@ -707,7 +707,9 @@ def watch(game, pack_dir, device, keep_days):
 @main.command("install-plugin")
 @click.argument("game", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--url", default=None, help="Daemon URL for the plugin (default: GAME/rmmv_gan/server.json's, else kept).")
-@click.option("--token", default=None, help="Token for the plugin (default: GAME/rmmv_gan/server.json's, else kept).")
+@click.option("--token", default=None,
+              help="Token written into js/plugins.js, for a game served to a browser (default: none, or the one "
+                   "the entry holds; test play reads GAME/rmmv_gan/server.json). js/plugins.js ships with the game.")
 def install_plugin_cmd(game, url, token):
     """Copy the RPG Maker plugin into GAME/js/plugins/ and switch it on in js/plugins.js (docs/plugin.md)."""
     from .game import GameFolderError

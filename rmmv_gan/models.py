@@ -308,7 +308,15 @@ def _plain(value, depth=0):
     raise ModelFileError(f"unexpected constructor argument of type {type(value).__name__}")
 
 
+# Arguments that size what a constructor computes itself with numpy (StyleGAN3's filters:
+# filter_size x the upsampling factor taps, squared for radial filters), before any tensor of
+# the file could be compared. Official values: 6, 2, 3 and 1.
+_SMALL_ARGS = {"filter_size": 16, "lrelu_upsampling": 4, "conv_kernel": 16, "kernel_size": 16}
+
+
 def _int_limit(key: str) -> int:
+    if key in _SMALL_ARGS:
+        return _SMALL_ARGS[key]
     if "res" in key:  # img_resolution, init_res, num_fp16_res
         return MAX_RESOLUTION
     if key.endswith("layers") or key.endswith("num_ws"):

@@ -578,7 +578,7 @@ def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, resume
         raise UserError(str(exc)) from None
     if data != "procedural":
         click.echo(f"{len(pairs)} pairs from {data}", err=True)
-    outdir.mkdir(parents=True, exist_ok=True)
+    _make_folder(outdir, "--outdir")
     with (outdir / "train.log").open("a", encoding="utf-8") as log_file:
         def log(line):
             click.echo(line, err=True)

@@ -6,6 +6,7 @@ exit status 1, never a traceback.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -17,6 +18,65 @@ from . import __version__
 
 class UserError(click.ClickException):
     """An error reported as one line, `Error: ...`."""
+
+
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that refuses nan and inf too (nan compares false with every bound)."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+class Psi(click.ParamType):
+    """Truncation psi, checked by the rule of latent.check_psi (finite, within its range)."""
+
+    name = "psi"
+
+    def convert(self, value, param, ctx):
+        from .latent import check_psi
+
+        try:
+            return check_psi(float(value))
+        except (TypeError, ValueError) as exc:
+            self.fail(f"{value!r}: {exc}" if "finite" in str(exc) else f"{value!r} is not a number", param, ctx)
+
+
+KEEP_DAYS = FiniteFloat(min=0, min_open=True, max=36500)
+
+
+def _progress(**kwargs):
+    """A tqdm bar on stderr. Redrawn at once on a terminal; in a log or a daemon's console,
+    at most every 30 s (and when it ends), rather than once per step."""
+    from tqdm import tqdm
+
+    terminal = sys.stderr.isatty()
+    return tqdm(file=sys.stderr, mininterval=0.1 if terminal else 30, **kwargs)
+
+
+def _make_folder(path: Path, what: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{what} {path}: cannot create the folder ({exc.strerror or exc})") from None
+
+
+def _image_path(path: Path | None, what: str) -> None:
+    """Before any work: an image to write must have an extension Pillow writes, in a folder
+    that exists."""
+    from PIL import Image
+
+    if path is None:
+        return
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise UserError(f"{what} {path}: use an image name Pillow can write, e.g. .png")
+    if not path.parent.is_dir():
+        raise UserError(f"{path.parent}: no such folder")
 
 
 def _device(name: str):
@@ -67,7 +127,7 @@ def convert(src, dst, half):
 @click.option("--network", "network", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Snapshot .pkl or rmmv-gan .safetensors file.")
 @click.option("--seeds", required=True, help="Seeds, e.g. 0-7 or 1,4,9-12.")
-@click.option("--psi", "--trunc", "psi", type=float, default=1.0, show_default=True, help="Truncation psi.")
+@click.option("--psi", "--trunc", "psi", type=Psi(), default=1.0, show_default=True, help="Truncation psi (-2 to 2).")
 @click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional networks).")
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
 @click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -88,7 +148,7 @@ def generate(network, seeds, psi, class_idx, noise_mode, outdir, device):
         class_labels(G, class_idx, 1)
     except ValueError as exc:
         raise UserError(f"--class: {exc}") from None
-    outdir.mkdir(parents=True, exist_ok=True)
+    _make_folder(outdir, "--outdir")
     with click.progressbar(length=len(seed_list), label="generating", file=sys.stderr) as bar:
         for seed, img in generate_images(G, seed_list, psi=psi, class_idx=class_idx, noise_mode=noise_mode):
             mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(img.shape[2])
@@ -144,8 +204,6 @@ def _parse_color(text: str):
 def project(network, target, steps, wplus, loss, vgg, out, save_image, save_video, background, class_idx, seed,
             device):
     """Find the w that makes the network draw TARGET (the StyleGAN2 paper's projection)."""
-    from tqdm import tqdm
-
     from .latent import class_labels, save_w, to_uint8
     from .models import ModelFileError, load_discriminator
     from .projector import ProjectionError, ProjectionSettings, load_target, project as run_projection
@@ -156,6 +214,7 @@ def project(network, target, steps, wplus, loss, vgg, out, save_image, save_vide
         raise UserError(f"--out {out}: the w file must end in .npy or .npz")
     if save_video is not None and save_video.suffix.lower() not in (".gif", ".mp4"):
         raise UserError(f"--save-video {save_video}: use a .gif or .mp4 name")
+    _image_path(save_image, "--save-image")
     for p in (out, save_image, save_video):
         if p is not None and not p.parent.is_dir():
             raise UserError(f"{p.parent}: no such folder")
@@ -181,9 +240,9 @@ def project(network, target, steps, wplus, loss, vgg, out, save_image, save_vide
         tgt = load_target(target, G.img_shape, background=rgb)
         settings = ProjectionSettings(steps=steps, wplus=wplus, loss=loss, seed=seed)
         record = max(1, steps // 100) if save_video else 0
-        with tqdm(total=steps, desc="projecting", file=sys.stderr, unit="step") as bar:
+        with _progress(total=steps, desc="projecting", unit="step") as bar:
             def progress(step, total, distance):
-                bar.set_postfix(distance=f"{distance:.4f}")
+                bar.set_postfix(distance=f"{distance:.4f}", refresh=False)  # drawn at the bar's own pace
                 bar.update(1)
 
             result = run_projection(G, tgt, settings, D=D, vgg=vgg, class_idx=class_idx, progress=progress,
@@ -234,7 +293,7 @@ def _w_option(G, spec, psi, class_idx, what):
 @click.option("--layers", required=True, help="Layers taken from --from, e.g. 6,7 or 0-3.")
 @click.option("--blend", type=float, default=1.0, show_default=True,
               help="1 replaces the layers; between 0 and 1 interpolates towards --from.")
-@click.option("--psi", type=float, default=1.0, show_default=True, help="Truncation psi for seeds.")
+@click.option("--psi", type=Psi(), default=1.0, show_default=True, help="Truncation psi for seeds (-2 to 2).")
 @click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional networks).")
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Image to write (PNG).")
@@ -247,8 +306,9 @@ def mix(network, base, source, layers, blend, psi, class_idx, noise_mode, out, s
 
     from .latent import class_labels, mix as mix_ws, parse_layers, save_w as write_w, to_uint8
 
-    if not 0 <= blend <= 1:
+    if not 0 <= blend <= 1:  # NaN fails too
         raise UserError(f"--blend {blend}: give a number from 0 to 1")
+    _image_path(out, "--out")
     G = _load_generator(network, _device(device))
     try:
         class_labels(G, class_idx, 1)
@@ -269,7 +329,7 @@ def mix(network, base, source, layers, blend, psi, class_idx, noise_mode, out, s
 @main.command()
 @click.option("--network", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--seeds", default="1,2", show_default=True, help="Two seeds (or w files, with --w).")
-@click.option("--psi", type=float, default=0.7, show_default=True)
+@click.option("--psi", type=Psi(), default=0.7, show_default=True, help="Truncation psi for seeds (-2 to 2).")
 @click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional networks).")
 @click.option("--layers", default=None, help="Layers to probe (default: all).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Grid image (PNG).")
@@ -285,6 +345,7 @@ def probe(network, seeds, psi, class_idx, layers, out, device):
     parts = [p.strip() for p in seeds.split(",")]
     if len(parts) != 2:
         raise UserError(f"--seeds {seeds!r}: give exactly two sources, e.g. 1,2")
+    _image_path(out, "--out")
     G = _load_generator(network, _device(device))
     try:
         class_labels(G, class_idx, 1)
@@ -340,7 +401,6 @@ def export(project, out_dir, pack_dir, archetype, psi, seed, count, name, steps,
            overwrite, device):
     """Make characters with a model pack and write them as ready-to-use RPG Maker files."""
     import numpy as np
-    from tqdm import tqdm
 
     from .game import (AssetExistsError, AssetNameError, GameFolder, GameFolderError, OutputFolder,
                        character_set_files, first_existing, name_key, save_character, save_character_set,
@@ -382,9 +442,9 @@ def export(project, out_dir, pack_dir, archetype, psi, seed, count, name, steps,
                     first_existing(character_set_files(target, set_name).values()) if combined else None]:
                 if clash is not None:
                     raise UserError(f"{clash} already exists; use --overwrite or another --name")
-    with tqdm(total=100, desc="characters", file=sys.stderr, bar_format="{l_bar}{bar}| {postfix}") as bar:
+    with _progress(total=100, desc="characters", bar_format="{l_bar}{bar}| {postfix}") as bar:
         def progress(stage, fraction):
-            bar.set_postfix_str(stage)
+            bar.set_postfix_str(stage, refresh=False)
             bar.update(int(fraction * 100) - bar.n)
 
         characters = make_characters(opened, requests, progress=progress)
@@ -443,8 +503,11 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
     except ValueError:
         raise UserError(f"--expression-layers {expression_layers!r}: give layer numbers like 2,3,4") from None
     _device(device)
-    outdir.mkdir(parents=True, exist_ok=True)
-    log_file = (outdir / "train.log").open("a", encoding="utf-8")
+    _make_folder(outdir, "--outdir")
+    try:
+        log_file = (outdir / "train.log").open("a", encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"--outdir {outdir}: cannot write train.log ({exc.strerror or exc})") from None
 
     def log(line):
         click.echo(line, err=True)
@@ -456,10 +519,10 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
                           preset=preset or "", seed=seed, device=device, expression_layers=layers,
                           recon_lr=recon_lr)
         trainer = Trainer(cfg, log=log)
-    except ValueError as exc:
+        if not (resume and trainer.resume()) and from_network is not None:
+            fine_tune_from(trainer, from_network)
+    except ValueError as exc:  # also a damaged checkpoint, a bad --from-network, a bad sheet in --data
         raise UserError(str(exc)) from None
-    if not (resume and trainer.resume()) and from_network is not None:
-        fine_tune_from(trainer, from_network)
     trainer.run()
     path = trainer.export()
     click.echo(f"wrote {path}")
@@ -497,7 +560,7 @@ def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, resume
         raise UserError(str(exc)) from None
     if data != "procedural":
         click.echo(f"{len(pairs)} pairs from {data}", err=True)
-    outdir.mkdir(parents=True, exist_ok=True)
+    _make_folder(outdir, "--outdir")
     with (outdir / "train.log").open("a", encoding="utf-8") as log_file:
         def log(line):
             click.echo(line, err=True)
@@ -567,26 +630,31 @@ def preset():
               help="... or by projecting an image ...")
 @click.option("--w", "w_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="... or from a w file (.npy/.npz).")
-@click.option("--psi", type=float, default=1.0, show_default=True, help="Truncation psi for --seed.")
+@click.option("--psi", type=Psi(), default=1.0, show_default=True, help="Truncation psi for --seed (-2 to 2).")
 @click.option("--steps", type=int, default=None, help="Projection steps (default: the pack's).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 def preset_add(pack_dir, name, model, seed, image, w_file, psi, steps, device):
     """Write PACK/presets/MODEL/NAME.npy; name it in pack.json to use it."""
-    from tqdm import tqdm
-
     from .packs import PackError, add_preset
     from .projector import ProjectionError
 
     if steps is not None and steps < 1:
         raise UserError(f"--steps {steps}: give at least 1")
-    bar = tqdm(desc="projecting", file=sys.stderr, unit="step", disable=image is None)
+    bars = []  # made at the first step: a refused image leaves no empty bar before the error
+
+    def progress(step, total, distance):
+        if not bars:
+            bars.append(_progress(desc="projecting", unit="step", total=total))
+        bars[0].update(1)
+
     try:
         path = add_preset(pack_dir, model, name, seed=seed, image=image, w_file=w_file, psi=psi, steps=steps,
-                          device=_device(device), progress=lambda step, total, d: (setattr(bar, "total", total), bar.update(1)))
+                          device=_device(device), progress=progress)
     except (PackError, ProjectionError, ValueError) as exc:
         raise UserError(str(exc)) from None
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
     click.echo(f"wrote {path}")
 
 
@@ -607,7 +675,7 @@ def preset_add(pack_dir, name, model, seed, image, w_file, psi, steps, device):
               help="Extra CORS origin allowed (e.g. http://localhost:8000 serving the game); repeatable.")
 @click.option("--watch", "watch_files", is_flag=True,
               help="Also answer request files in GAME/rmmv_gan/requests/ (docs/requests.md), in the same job queue.")
-@click.option("--keep-days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True,
+@click.option("--keep-days", type=KEEP_DAYS, default=7.0, show_default=True,
               help="With --watch: days to keep answered requests (done/) and responses.")
 @click.option("--idle-exit", "idle_minutes", type=click.FloatRange(min=0, min_open=True, max=10**6), default=None,
               metavar="MINUTES",
@@ -657,7 +725,7 @@ def _daemon(cfg):
 @click.option("--pack", "pack_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Model pack folder (default: the embedded default pack).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--keep-days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True,
+@click.option("--keep-days", type=KEEP_DAYS, default=7.0, show_default=True,
               help="Days to keep answered requests (done/) and responses.")
 def watch(game, pack_dir, device, keep_days):
     """Answer request files dropped into GAME/rmmv_gan/requests/ (docs/requests.md).
@@ -684,7 +752,9 @@ def watch(game, pack_dir, device, keep_days):
 @main.command("install-plugin")
 @click.argument("game", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--url", default=None, help="Daemon URL for the plugin (default: GAME/rmmv_gan/server.json's, else kept).")
-@click.option("--token", default=None, help="Token for the plugin (default: GAME/rmmv_gan/server.json's, else kept).")
+@click.option("--token", default=None,
+              help="Token written into js/plugins.js, for a game served to a browser (default: none, or the one "
+                   "the entry holds; test play reads GAME/rmmv_gan/server.json). js/plugins.js ships with the game.")
 def install_plugin_cmd(game, url, token):
     """Copy the RPG Maker plugin into GAME/js/plugins/ and switch it on in js/plugins.js (docs/plugin.md)."""
     from .game import GameFolderError

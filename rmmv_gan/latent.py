@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
 import torch
 
 MAX_SEED = 2**32 - 1
+PSI_RANGE = (-2.0, 2.0)  # truncation psi that rmmv-gan accepts anywhere
+
+
+def check_psi(psi) -> float:
+    """psi as a float within PSI_RANGE. NaN compares false with every bound, so it is named."""
+    lo, hi = PSI_RANGE
+    if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not math.isfinite(psi) or not lo <= psi <= hi:
+        raise ValueError(f"must be a finite number in [{lo:g}, {hi:g}], not {psi!r}")
+    return float(psi)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -87,6 +97,8 @@ def parse_layers(text, num_ws: int) -> list[int]:
                 raise ValueError(f"bad layer list {text!r}: use numbers and ranges, e.g. 6,7 or 0-3")
             lo = int(m.group(1))
             hi = int(m.group(2)) if m.group(2) is not None else lo
+            if hi >= num_ws:  # before the range is made: 0-1000000000000 would fill memory
+                raise ValueError(f"layer {hi} is out of range: this model has {num_ws} layers (0-{num_ws - 1})")
             items.extend(range(lo, hi + 1))
     for i in items:
         if not 0 <= i < num_ws:

@@ -25,7 +25,7 @@ import torch
 
 from .encoder import EncoderFileError, load_encoder
 from .fileio import atomic_write_bytes
-from .latent import load_w
+from .latent import check_psi, load_w
 from .models import ModelFileError, convert, load_discriminator, load_generator
 from .projector import LOSSES
 from .sheets import SheetLayout
@@ -33,7 +33,11 @@ from .sheets import SheetLayout
 MANIFEST = "pack.json"
 FORMAT = "rmmv-gan-pack"
 MODELS = ("sprite", "face")
-NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}")  # whole names only: fullmatch
+# Output sizes in pixels: MV/MZ use 48 and 144; the bounds keep a typo from asking for
+# sheets of gigabytes.
+FRAME_SIZE_RANGE = (8, 512)
+FACE_SIZE_RANGE = (16, 1024)
 # The pack that ships inside the package; `open_pack(None)` opens it.
 DEFAULT_PACK = Path(__file__).resolve().parent / "packs" / "default"
 
@@ -77,7 +81,7 @@ def _get(data: dict, key: str, where: str, kind, default=...):
 
 
 def _name(value: str, where: str) -> str:
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         _fail(where, f"{value!r} is not a valid name (letters, digits, _ and -, at most 64)")
     return value
 
@@ -219,6 +223,13 @@ def _mix(data, groups, where) -> Mix:
     return Mix(preset, layers)
 
 
+def _size(data: dict, key: str, where: str, default: int, bounds: tuple[int, int]) -> int:
+    value = _get(data, key, where, int, default)
+    if not bounds[0] <= value <= bounds[1]:
+        _fail(f"{where}.{key}", f"{value} is outside [{bounds[0]}, {bounds[1]}] pixels")
+    return value
+
+
 def _color(value, where):
     if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in value)):
         _fail(where, "must be [r, g, b] with values 0-255")
@@ -261,7 +272,8 @@ def parse_manifest(root: Path, data: dict) -> Pack:
         layout = SheetLayout.from_dict(_get(sd, "layout", "sprite", dict))
     except (TypeError, ValueError, KeyError) as exc:
         _fail("sprite.layout", str(exc))
-    frame_size = _get(sd, "frame_size", "sprite", int, 48)
+    frame_size = _size(sd, "frame_size", "sprite", 48, FRAME_SIZE_RANGE)
+    face_size = _size(fd, "face_size", "face", 144, FACE_SIZE_RANGE)
     box = _get(fd, "head_box", "face", list)
     if not (len(box) == 4 and all(isinstance(v, int) for v in box) and box[2] > 0 and box[3] > 0):
         _fail("face.head_box", "must be [x, y, width, height] with a positive size")
@@ -310,7 +322,7 @@ def parse_manifest(root: Path, data: dict) -> Pack:
                 sprite=sprite, face=face, layout=layout, frame_size=frame_size,
                 sprite_background=_color(sd.get("background", [255, 255, 255]), "sprite.background"),
                 head_box=tuple(box), face_background=_color(fd.get("background", [255, 255, 255]), "face.background"),
-                face_size=_get(fd, "face_size", "face", int, 144), archetypes=archetypes, emotions=emotions,
+                face_size=face_size, archetypes=archetypes, emotions=emotions,
                 projection_steps=steps, projection_loss=loss,
                 projection_wplus=_get(proj, "wplus", "projection", bool, False),
                 projection_noise=_get(proj, "noise", "projection", bool, True), default_archetype=default,
@@ -334,14 +346,24 @@ def load_pack(root=None) -> Pack:
         raise PackError(f"{MANIFEST}: not valid JSON ({exc})") from None
     pack = parse_manifest(root, data)
     for model in MODELS:
-        if not pack.model_path(model).is_file():
-            _fail(f"{model}.file", f"{pack.model_path(model)} does not exist")
-    if pack.face_encoder and not (root / pack.face_encoder).is_file():
-        _fail("face.encoder", f"{root / pack.face_encoder} does not exist")
+        _inside(root, pack.model_path(model), f"{model}.file")
+    if pack.face_encoder:
+        _inside(root, root / pack.face_encoder, "face.encoder")
     for where, model, preset, _ in pack.presets_used():
-        if preset is not None and not pack.preset_path(model, preset).is_file():
-            _fail(f"{where}.preset", f"{pack.preset_path(model, preset)} does not exist")
+        if preset is not None:
+            _inside(root, pack.preset_path(model, preset), f"{where}.preset")
     return pack
+
+
+def _inside(root: Path, path: Path, where: str) -> None:
+    """A file the pack names must exist and, links followed, lie inside the pack's folder: a
+    pack passed around must not read (or hash into its results) files elsewhere."""
+    if not path.is_file():
+        _fail(where, f"{path} does not exist")
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        _fail(where, f"{path} is a link to {path.resolve()}, outside the pack's folder")
 
 
 @dataclass
@@ -476,6 +498,10 @@ def add_preset(root, model: str, name: str, *, seed=None, image=None, w_file=Non
     _name(name, "--name")
     if sum(v is not None for v in (seed, image, w_file)) != 1:
         raise PackError("give exactly one of --seed, --image, --w")
+    try:
+        psi = check_psi(psi)
+    except ValueError as exc:
+        raise PackError(f"--psi: {exc}") from None
     G = load_generator(pack.model_path(model), device)
     if seed is not None:
         w = map_seed(G, int(seed), psi=psi)
@@ -493,6 +519,8 @@ def add_preset(root, model: str, name: str, *, seed=None, image=None, w_file=Non
             except ModelFileError:
                 D = None
         w = project(G, target, settings, D=D, progress=progress).ws[0]
+    if not torch.isfinite(w).all():
+        raise PackError(f"--name {name}: the preset came out as NaN or infinite values; nothing was written")
     path = pack.preset_path(model, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_w(path, w)

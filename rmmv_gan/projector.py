@@ -84,17 +84,15 @@ def load_target(image, size, background=(255, 255, 255)) -> torch.Tensor:
     """Any image (path, PIL image or uint8 array; RGB, RGBA, greyscale, palette) as a
     [3, H, W] tensor in [-1, 1] at `size` = (H, W): transparency composited over
     `background`, centre-cropped to the model's aspect ratio, then resized."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from .images import ImageFileError, read_image
 
     if isinstance(image, (str, Path)):
         try:
-            with Image.open(image) as im:
-                im.load()
-                img = im.copy()
-        except FileNotFoundError:
-            raise ProjectionError(f"{image}: no such file") from None
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise ProjectionError(f"{image}: not a readable image ({exc})") from None
+            img = read_image(image)
+        except ImageFileError as exc:
+            raise ProjectionError(str(exc)) from None
     elif isinstance(image, np.ndarray):
         img = Image.fromarray(image)
     else:

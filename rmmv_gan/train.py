@@ -162,15 +162,13 @@ class FolderData:
     """Characters sliced from the MV sheets in a folder, composited on white, at the canvas size."""
 
     def __init__(self, folder: str, shape, seed: int):
-        from PIL import Image
-
+        from .images import read_image
         from .sheets import resize, slice_eight_sheet
 
         h, w = shape
         chars = []
         for path in sorted(Path(folder).glob("*.png")):
-            with Image.open(path) as im:
-                rgba = np.asarray(im.convert("RGBA"))
+            rgba = np.asarray(read_image(path).convert("RGBA"))  # ImageFileError (a ValueError) names the file
             sheets = [rgba] if path.name.startswith(("$", "!$")) else slice_eight_sheet(rgba)
             for sheet in sheets:
                 if sheet[..., 3].max() == 0:
@@ -302,10 +300,21 @@ class Trainer:
     def resume(self) -> bool:
         if not self.checkpoint_path.exists():
             return False
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.G_ema.load_state_dict(state["G_ema"])
+        fix = "delete it, or give --no-resume or another --outdir"
+        try:
+            state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch reports a damaged file in many ways
+            raise ValueError(f"{self.checkpoint_path}: not a readable checkpoint "
+                             f"({type(exc).__name__}); {fix}") from None
+        if not isinstance(state, dict) or not {"G", "D", "G_ema", "opt_G", "opt_D", "step"} <= set(state):
+            raise ValueError(f"{self.checkpoint_path}: not a checkpoint of rmmv-gan train; {fix}")
+        try:
+            self.G.load_state_dict(state["G"])
+            self.D.load_state_dict(state["D"])
+            self.G_ema.load_state_dict(state["G_ema"])
+        except (RuntimeError, TypeError, AttributeError):
+            raise ValueError(f"{self.checkpoint_path}: a checkpoint of other networks than --preset "
+                             f"{self.cfg.resolved_preset()} and --data make; {fix}") from None
         with torch.no_grad():
             if "expression_ws" in state and state["expression_ws"].shape == self.expression_ws.shape:
                 self.expression_ws.copy_(state["expression_ws"])
@@ -458,6 +467,10 @@ class Trainer:
 
 def fine_tune_from(trainer: Trainer, network_path) -> None:
     """Start from an existing rmmv-gan model of the same configuration (user fine-tuning)."""
-    G = load_generator(network_path, trainer.device)
-    trainer.G.load_state_dict(G.state_dict())
+    G = load_generator(network_path, trainer.device)  # ModelFileError (a ValueError) for a bad file
+    try:
+        trainer.G.load_state_dict(G.state_dict())
+    except RuntimeError:
+        raise ValueError(f"--from-network {network_path}: a generator of another size than --preset "
+                         f"{trainer.cfg.resolved_preset()} makes (give the --preset it was trained with)") from None
     trainer.G_ema.load_state_dict(G.state_dict())

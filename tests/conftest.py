@@ -3,7 +3,9 @@ from pathlib import Path
 
 import pytest
 
-GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
+# RMMV_GAN_GOLDEN overrides where the reference outputs are looked for ("" or a missing
+# folder: nowhere), to check that only the comparisons with them need them.
+GOLDEN = Path(os.environ.get("RMMV_GAN_GOLDEN") or Path(__file__).resolve().parents[1].parent / "shared" / "golden")
 
 
 def golden_dir() -> Path:
@@ -18,11 +20,25 @@ def golden_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def pack_dir(tmp_path_factory):
-    """A small pack made from the golden pickles (tests/starter_pack.py, shared with the
-    plugin's node tests)."""
+    """A small pack made from networks rmmv-gan builds itself (tests/starter_pack.py, shared
+    with the plugin's node tests)."""
     from starter_pack import make_starter_pack
 
-    return make_starter_pack(tmp_path_factory.mktemp("p") / "pack", golden_dir() / "sg3t_32.pkl")
+    return make_starter_pack(tmp_path_factory.mktemp("p") / "pack")
+
+
+@pytest.fixture(scope="session")
+def starter_model(pack_dir):
+    """The pack's network (G and D) as an rmmv-gan .safetensors file."""
+    return pack_dir.with_name(pack_dir.name + "-model.safetensors")
+
+
+@pytest.fixture(scope="session")
+def starter_snapshot(tmp_path_factory):
+    """The same kind of network written as an NVIDIA network-snapshot pickle."""
+    from snapshots import write_snapshot
+
+    return write_snapshot(tmp_path_factory.mktemp("snap") / "network-snapshot-000000.pkl")
 
 
 @pytest.fixture(scope="session")

@@ -11,12 +11,10 @@ from rmmv_gan.cli import main
 from rmmv_gan.latent import load_w, map_seed, save_w
 from rmmv_gan.models import save_networks
 
-from conftest import golden_dir
-
 
 @pytest.fixture(scope="module")
-def net():
-    return str(golden_dir() / "sg3t_32.pkl")
+def net(starter_snapshot):
+    return str(starter_snapshot)
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +99,9 @@ def test_layer_index_beyond_num_ws(tmp_path, net):
     one_line_error(run("probe", "--network", net, "--layers", "20", "--out", tmp_path / "g.png"), "20")
 
 
-def test_discriminator_loss_without_a_discriminator(tmp_path, target):
+def test_discriminator_loss_without_a_discriminator(tmp_path, net, target):
     g_only = tmp_path / "g.safetensors"
-    save_networks(g_only, {"G": load_generator(golden_dir() / "sg3t_32.pkl")})
+    save_networks(g_only, {"G": load_generator(net)})
     one_line_error(run("project", "--network", g_only, "--target", target, "--loss", "discriminator",
                        "--steps", 2, "--out", tmp_path / "w.npy"), "no discriminator")
 
@@ -115,8 +113,8 @@ def test_missing_vgg_file(tmp_path, net, target):
                        "--out", tmp_path / "w.npy"), "--vgg")
 
 
-def test_auto_loss_falls_back_to_pixel_without_a_discriminator(tmp_path, target):
+def test_auto_loss_falls_back_to_pixel_without_a_discriminator(tmp_path, net, target):
     g_only = tmp_path / "g.safetensors"
-    save_networks(g_only, {"G": load_generator(golden_dir() / "sg3t_32.pkl")})
+    save_networks(g_only, {"G": load_generator(net)})
     result = run("project", "--network", g_only, "--target", target, "--steps", 2, "--out", tmp_path / "w.npy")
     assert result.exit_code == 0 and "pixel loss" in result.output

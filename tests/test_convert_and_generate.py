@@ -8,8 +8,10 @@ from PIL import Image
 
 from rmmv_gan import load_discriminator, load_generator
 from rmmv_gan.cli import main
+from rmmv_gan.models import new_network, save_networks
 
 from conftest import golden_dir
+from snapshots import TINY_G
 
 SNAPSHOTS = ["sg2_c3_32", "sg3t_32", "sg3r_32"]
 
@@ -32,9 +34,9 @@ def test_converted_model_gives_bit_identical_outputs(tmp_path, name):
         assert torch.equal(load_discriminator(src)(img, c), load_discriminator(dst)(img, c))
 
 
-def test_converted_file_holds_no_pickle(tmp_path):
+def test_converted_file_holds_no_pickle(tmp_path, starter_snapshot):
     dst = tmp_path / "g.safetensors"
-    CliRunner().invoke(main, ["convert", str(golden_dir() / "sg3t_32.pkl"), str(dst)])
+    CliRunner().invoke(main, ["convert", str(starter_snapshot), str(dst)])
     header_len = int.from_bytes(dst.read_bytes()[:8], "little")
     assert dst.read_bytes()[8:9] == b"{" and header_len < dst.stat().st_size
 
@@ -59,22 +61,24 @@ def test_generate_writes_what_gen_images_would(tmp_path, name):
 
 
 def test_generate_refuses_a_missing_class_for_a_conditional_network(tmp_path):
-    result = CliRunner().invoke(main, ["generate", "--network", str(golden_dir() / "sg2_c3_32.pkl"), "--seeds",
+    conditional = tmp_path / "c3.safetensors"
+    save_networks(conditional, {"G": new_network("G", "stylegan2", **dict(TINY_G, c_dim=3))})
+    result = CliRunner().invoke(main, ["generate", "--network", str(conditional), "--seeds",
                                        "0-1", "--outdir", str(tmp_path / "out")])
     assert result.exit_code == 1 and "--class" in result.output
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("seeds", ["a-b", "5-2", "-1", "4294967296"])
-def test_generate_refuses_bad_seed_lists(tmp_path, seeds):
-    result = CliRunner().invoke(main, ["generate", "--network", str(golden_dir() / "sg3t_32.pkl"), "--seeds",
+def test_generate_refuses_bad_seed_lists(tmp_path, seeds, starter_snapshot):
+    result = CliRunner().invoke(main, ["generate", "--network", str(starter_snapshot), "--seeds",
                                        seeds, "--outdir", str(tmp_path / "out")])
     assert result.exit_code != 0 and "seed" in result.output.lower()
     assert not (tmp_path / "out").exists()
 
 
-def test_convert_into_a_missing_folder_fails_cleanly(tmp_path):
+def test_convert_into_a_missing_folder_fails_cleanly(tmp_path, starter_snapshot):
     dst = tmp_path / "no" / "such" / "dir" / "g.safetensors"
-    result = CliRunner().invoke(main, ["convert", str(golden_dir() / "sg3t_32.pkl"), str(dst)])
+    result = CliRunner().invoke(main, ["convert", str(starter_snapshot), str(dst)])
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert not dst.parent.exists()

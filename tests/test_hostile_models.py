@@ -16,7 +16,6 @@ from rmmv_gan import load_generator
 from rmmv_gan.cli import main
 from rmmv_gan.models import ModelFileError, UnsafeModelError
 
-from conftest import golden_dir
 
 
 class Call:
@@ -120,10 +119,10 @@ def test_object_arrays_are_refused(tmp_path):
         load_generator(path)
 
 
-def test_real_snapshot_with_hostile_module_source_still_loads(tmp_path, marker, monkeypatch):
-    """Rewriting module_src of the golden file (same length-prefixed string) changes nothing."""
+def test_real_snapshot_with_hostile_module_source_still_loads(tmp_path, marker, monkeypatch, starter_snapshot):
+    """Rewriting module_src of a snapshot (same length-prefixed string) changes nothing."""
     monkeypatch.chdir(tmp_path)  # the planted source writes ran.txt relative to here
-    data = (golden_dir() / "sg3t_32.pkl").read_bytes()
+    data = starter_snapshot.read_bytes()
     old = b"# module source omitted: this file carries weights and constructor arguments only\n"
     new = f"open('{marker.name}','w')#".encode().ljust(len(old) - 1, b" ") + b"\n"
     assert old in data and len(new) == len(old)
@@ -146,8 +145,8 @@ def test_unreadable_files_give_one_line_at_the_cli(tmp_path, content):
     assert not (tmp_path / "out").exists()
 
 
-def test_truncated_snapshot_gives_one_line_at_the_cli(tmp_path):
-    data = (golden_dir() / "sg2_c3_32.pkl").read_bytes()
+def test_truncated_snapshot_gives_one_line_at_the_cli(tmp_path, starter_snapshot):
+    data = starter_snapshot.read_bytes()
     path = tmp_path / "cut.pkl"
     path.write_bytes(data[: len(data) // 2])
     result = CliRunner().invoke(main, ["convert", str(path), str(tmp_path / "out.safetensors")])

@@ -1,4 +1,4 @@
-"""Pack manifests: a starter pack from the golden pickles loads; every broken field is named."""
+"""Pack manifests: a starter pack (of networks the tests make) loads; every broken field is named."""
 
 import json
 import shutil
@@ -11,13 +11,12 @@ from rmmv_gan.cli import main
 from rmmv_gan.latent import load_w
 from rmmv_gan.packs import PackError, add_preset, init_pack, load_pack, open_pack
 
-from conftest import golden_dir
 
 
 @pytest.fixture(scope="module")
-def starter(tmp_path_factory):
+def starter(tmp_path_factory, starter_snapshot, starter_model):
     root = tmp_path_factory.mktemp("packs") / "starter"
-    init_pack(root, golden_dir() / "sg3t_32.pkl", golden_dir() / "sg3r_32.pkl")
+    init_pack(root, starter_snapshot, starter_model)
     add_preset(root, "sprite", "hero", seed=3, psi=0.7)
     add_preset(root, "face", "smile", seed=5)
     return root
@@ -48,9 +47,9 @@ def test_models_are_converted_so_pickles_are_not_read_again(starter):
     assert not list(starter.glob("*.pkl"))
 
 
-def test_init_refuses_to_overwrite_a_pack(starter):
+def test_init_refuses_to_overwrite_a_pack(starter, starter_snapshot, starter_model):
     with pytest.raises(PackError, match="already exists"):
-        init_pack(starter, golden_dir() / "sg3t_32.pkl", golden_dir() / "sg3r_32.pkl")
+        init_pack(starter, starter_snapshot, starter_model)
 
 
 def test_presets_resolve_and_mix_layers_by_group_name(pack_copy):
@@ -84,6 +83,18 @@ def test_presets_resolve_and_mix_layers_by_group_name(pack_copy):
     (lambda m: m["sprite"].update(palette=[12, 300]), "sprite.palette"),
     (lambda m: m["sprite"].update(palette=[12.5, 24]), "sprite.palette"),
     (lambda m: m["sprite"].update(palette=[True, 24]), "sprite.palette"),
+    # issue 16, item 11: `$` matched before a final newline
+    (lambda m: m["archetypes"].update({"villain\n": {"psi": 0.7}}), "archetypes"),
+    (lambda m: m["face"]["layer_groups"].update({"colours\n": [1]}), "face.layer_groups"),
+    (lambda m: m["archetypes"]["default"].update(face={"preset": "heroine\n", "layers": [1]}),
+     "archetypes.default.face.preset"),
+    # item 12: sizes that gave tracebacks or asked for terabytes
+    (lambda m: m["sprite"].update(frame_size=0), "sprite.frame_size"),
+    (lambda m: m["sprite"].update(frame_size=-48), "sprite.frame_size"),
+    (lambda m: m["sprite"].update(frame_size=10**6), "sprite.frame_size"),
+    (lambda m: m["face"].update(face_size=0), "face.face_size"),
+    (lambda m: m["face"].update(face_size=-144), "face.face_size"),
+    (lambda m: m["face"].update(face_size=10**6), "face.face_size"),
 ])
 def test_broken_fields_are_named(pack_copy, change, field):
     edit(pack_copy, change)
@@ -141,22 +152,65 @@ def test_preset_from_a_w_file_and_from_an_image(pack_copy, tmp_path):
     assert np.load(path).shape == (16, 64)
 
 
-def test_cli_pack_init_check_and_preset_add(tmp_path):
+def test_cli_pack_init_check_and_preset_add(tmp_path, starter_snapshot, starter_model):
     root = tmp_path / "mine"
     run = lambda *a: CliRunner().invoke(main, [str(x) for x in a])
-    result = run("pack", "init", root, "--sprite", golden_dir() / "sg3t_32.pkl", "--face", golden_dir() / "sg3r_32.pkl")
+    result = run("pack", "init", root, "--sprite", starter_snapshot, "--face", starter_model)
     assert result.exit_code == 0, result.output
     assert run("pack", "check", root).exit_code == 0
     result = run("preset", "add", "--pack", root, "--name", "villain", "--model", "sprite", "--seed", 9)
     assert result.exit_code == 0 and (root / "presets" / "sprite" / "villain.npy").is_file()
     result = run("preset", "add", "--pack", root, "--name", "../x", "--model", "sprite", "--seed", 9)
     assert result.exit_code == 1 and "--name" in result.output and not (tmp_path / "x.npy").exists()
-    result = run("pack", "init", tmp_path / "bad", "--sprite", tmp_path / "nothing.pkl", "--face", golden_dir() / "sg3r_32.pkl")
+    result = run("pack", "init", tmp_path / "bad", "--sprite", tmp_path / "nothing.pkl", "--face", starter_model)
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
 
 
-def test_failed_init_leaves_nothing_behind(tmp_path):
+def test_failed_init_leaves_nothing_behind(tmp_path, starter_snapshot):
     with pytest.raises(PackError, match="^--face"):
-        init_pack(tmp_path / "half", golden_dir() / "sg3t_32.pkl", tmp_path / "missing.pkl")
+        init_pack(tmp_path / "half", starter_snapshot, tmp_path / "missing.pkl")
     assert not (tmp_path / "half").exists()
+
+
+def test_a_nan_preset_is_refused_by_pack_check(pack_copy):
+    np.save(pack_copy / "presets" / "face" / "smile.npy", np.full((16, 64), np.nan, np.float32))
+    edit(pack_copy, lambda m: m["archetypes"]["default"].update(face={"preset": "smile", "layers": [1]}))
+    result = CliRunner().invoke(main, ["pack", "check", str(pack_copy)])
+    assert result.exit_code == 1 and "archetypes.default.face.preset" in result.output and "NaN" in result.output
+
+
+def test_preset_add_refuses_psi_nan_through_the_api(pack_copy):
+    with pytest.raises(PackError, match="^--psi"):
+        add_preset(pack_copy, "sprite", "ghost", seed=1, psi=float("nan"))
+    assert not (pack_copy / "presets" / "sprite" / "ghost.npy").exists()
+
+
+def _link_or_skip(link, target):
+    try:
+        link.symlink_to(target)
+    except (OSError, NotImplementedError) as exc:  # Windows without the right to make links
+        pytest.skip(f"cannot make a symbolic link here ({exc})")
+
+
+def test_a_model_file_linking_outside_the_pack_is_refused(pack_copy, tmp_path):
+    outside = tmp_path / "elsewhere.safetensors"
+    (pack_copy / "sprite.safetensors").replace(outside)
+    _link_or_skip(pack_copy / "sprite.safetensors", outside)
+    with pytest.raises(PackError, match="^sprite.file: .*outside the pack"):
+        load_pack(pack_copy)
+
+
+def test_a_preset_linking_outside_the_pack_is_refused(pack_copy, tmp_path):
+    outside = tmp_path / "secret.npy"
+    (pack_copy / "presets" / "face" / "smile.npy").replace(outside)
+    _link_or_skip(pack_copy / "presets" / "face" / "smile.npy", outside)
+    edit(pack_copy, lambda m: m["archetypes"]["default"].update(face={"preset": "smile", "layers": [1]}))
+    with pytest.raises(PackError, match="^archetypes.default.face.preset: .*outside the pack"):
+        load_pack(pack_copy)
+
+
+def test_a_link_inside_the_pack_is_fine(pack_copy):
+    (pack_copy / "sprite.safetensors").replace(pack_copy / "real-sprite.safetensors")
+    _link_or_skip(pack_copy / "sprite.safetensors", pack_copy / "real-sprite.safetensors")
+    assert load_pack(pack_copy).model_path("sprite").is_file()

@@ -10,7 +10,7 @@ const os = require('os');
 const path = require('path');
 
 const {makeEngine, pluginCommand, runEvent, runFrames, pngSize, PLUGIN_FILE} = require('../testlib/engine');
-const {startDaemon, makeGame, missingGolden, serveHasWatch} = require('../testlib/daemon');
+const {startDaemon, makeGame, serveHasWatch} = require('../testlib/daemon');
 
 const ENGINES = ['MV', 'MZ'];
 const plain = (v) => JSON.parse(JSON.stringify(v));  // objects from the plugin's realm, compared by value
@@ -327,17 +327,15 @@ describe('test play starts the daemon itself (a real spawn of the installed rmmv
 });
 
 describe('with a real daemon', () => {
-    const skip = missingGolden() || false;
     let daemon;
     let watch = false;
     before(async () => {
-        if (skip) return;
         watch = serveHasWatch();
         daemon = await startDaemon({watch});
     });
     after(async () => { if (daemon) await daemon.stop(); });
 
-    test('MV: the sample project\'s Stranger runs as its plugins.js sets it up', {skip}, async () => {
+    test('MV: the sample project\'s Stranger runs as its plugins.js sets it up', async () => {
         const {parameters, dataMap, stranger} = sampleStranger();
         const e = makeEngine('MV', {gameDir: daemon.game, dataMap, parameters: Object.assign({}, parameters, {steps: '1'})});
         const {messages} = await runEvent(e, stranger.pages[0].list.slice(0, -1), stranger.id);
@@ -349,7 +347,7 @@ describe('with a real daemon', () => {
         assert.ok(fs.existsSync(path.join(daemon.game, 'img', 'faces', made + '.png')));
     });
 
-    test('MZ in a browser: XHR with the token from the parameters, and the origin the daemon must allow', {skip}, async () => {
+    test('MZ in a browser: XHR with the token from the parameters, and the origin the daemon must allow', async () => {
         const allowed = daemon.url;  // the daemon's own origin is allowed; --origin adds others
         const e = makeEngine('MZ', {gameDir: daemon.game, browserOrigin: allowed,
             parameters: {serverUrl: daemon.url, token: daemon.token, steps: '1'}});
@@ -367,7 +365,7 @@ describe('with a real daemon', () => {
     });
 
     for (const kind of ENGINES) {
-        test(`${kind}: an event generates a character, gets its walk sheet, and Show Text uses its face`, {skip}, async () => {
+        test(`${kind}: an event generates a character, gets its walk sheet, and Show Text uses its face`, async () => {
             const e = makeEngine(kind, {gameDir: daemon.game, parameters: {characterVariable: '3', facesVariable: '4', steps: '1',
                 successSwitch: '8'}});
             const name = `Ann${kind}`;
@@ -397,7 +395,7 @@ describe('with a real daemon', () => {
             assert.equal(e.$gameMap.event(2).characterName(), `$${name}`);
         });
 
-        test(`${kind}: errors from the daemon reach the player as a message`, {skip}, async () => {
+        test(`${kind}: errors from the daemon reach the player as a message`, async () => {
             const e = makeEngine(kind, {gameDir: daemon.game, parameters: {steps: '1', successSwitch: '8'}});
             e.$gameSwitches.setValue(8, true);
             let r = await runEvent(e, [generateCommand(e, 'nobody', {archetype: 'nobody'})], 1);
@@ -417,7 +415,7 @@ describe('with a real daemon', () => {
             fs.rmSync(other, {recursive: true, force: true});
         });
 
-        test(`${kind}: the Generate NPC scene lists archetypes, shows progress, and animates the result`, {skip}, async () => {
+        test(`${kind}: the Generate NPC scene lists archetypes, shows progress, and animates the result`, async () => {
             const e = makeEngine(kind, {gameDir: daemon.game, parameters: {steps: '2', defaultArchetype: 'hero'}});
             e.SceneManager.push(e.RmmvGan.Scene_RmmvGan);
             await runFrames(e, () => e.SceneManager._scene && /ready/.test(e.SceneManager._scene._statusWindow.text()));
@@ -461,7 +459,7 @@ describe('with a real daemon', () => {
             assert.ok(options.symbols().includes('generate'));
         });
 
-        test(`${kind}: preview shows a saved character`, {skip}, async () => {
+        test(`${kind}: preview shows a saved character`, async () => {
             const e = makeEngine(kind, {gameDir: daemon.game});
             await runEvent(e, [pluginCommand(e, `RmmvGan preview Ann${kind}`, {command: 'preview', args: {name: `Ann${kind}`}})], 1);
             await runFrames(e, () => e.SceneManager._scene._previewWindow.isShowing());
@@ -469,7 +467,7 @@ describe('with a real daemon', () => {
             assert.match(texts, new RegExp(`\\$Ann${kind}\\s+Ann${kind}`));
         });
 
-        test(`${kind}: transport=files answers through the request folder`, {skip}, async (t) => {
+        test(`${kind}: transport=files answers through the request folder`, async (t) => {
             if (!watch) return t.skip('this checkout\'s serve has no --watch (the folder watcher)');
             const e = makeEngine(kind, {gameDir: daemon.game, parameters: {transport: 'files', steps: '1', facesVariable: '6'}});
             const name = `File${kind}`;

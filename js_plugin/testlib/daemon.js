@@ -1,6 +1,6 @@
 'use strict';
-// A real `rmmv-gan serve` for the plugin tests: a starter pack made from the golden pickles
-// (as tests/conftest.py does) and an empty MV game in a temporary folder.
+// A real `rmmv-gan serve` for the plugin tests: the starter pack of tests/conftest.py (made
+// from networks rmmv-gan builds itself) and an empty MV game in a temporary folder.
 
 const fs = require('fs');
 const os = require('os');
@@ -8,18 +8,8 @@ const path = require('path');
 const {execFileSync, spawn} = require('child_process');
 
 const REPO = path.resolve(__dirname, '..', '..');
-const GOLDEN = path.resolve(REPO, '..', 'shared', 'golden');
 const PYTHON = process.env.PYTHON || 'python';
 const TOKEN = 'plugin-test-token-1234';
-
-// null when the reference files are there; else why the tests that need them cannot run.
-// Under CI their absence is an error, not a skip.
-function missingGolden() {
-    if (fs.existsSync(path.join(GOLDEN, 'sg3t_32.pkl'))) return null;
-    const why = `reference outputs not found at ${GOLDEN} (../shared/golden beside the checkout)`;
-    if (process.env.CI) throw new Error(why);
-    return why;
-}
 
 function makeGame(root) {
     fs.mkdirSync(path.join(root, 'js'), {recursive: true});
@@ -38,9 +28,8 @@ async function startDaemon({watch = false} = {}) {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rmmvgan-plugin-'));
     const game = makeGame(path.join(tmp, 'game'));
     const pack = path.join(tmp, 'pack');
-    const golden = path.join(GOLDEN, 'sg3t_32.pkl');
     // The pack of the Python daemon tests (archetype 'hero', emotions neutral and happy).
-    execFileSync(PYTHON, ['-c', "import sys; sys.path.insert(1, 'tests'); from starter_pack import make_starter_pack; make_starter_pack(*sys.argv[1:])", pack, golden], {cwd: REPO, env: env(), stdio: 'pipe'});
+    execFileSync(PYTHON, ['-c', "import sys; sys.path.insert(1, 'tests'); from starter_pack import make_starter_pack; make_starter_pack(*sys.argv[1:])", pack], {cwd: REPO, env: env(), stdio: 'pipe'});
     const args = ['-m', 'rmmv_gan.cli', 'serve', '--project', game, '--pack', pack, '--port', '0', '--token', TOKEN];
     if (watch) args.push('--watch');
     const proc = spawn(PYTHON, args, {cwd: REPO, env: env(), stdio: ['ignore', 'pipe', 'pipe']});
@@ -82,4 +71,4 @@ function serveHasWatch() {
     }
 }
 
-module.exports = {startDaemon, makeGame, missingGolden, serveHasWatch, REPO, TOKEN};
+module.exports = {startDaemon, makeGame, serveHasWatch, REPO, TOKEN};

@@ -559,18 +559,21 @@ var RmmvGan = (function() {
             child.unref();
         }
 
+        // Health first, then the lock: a window that found the lock taken must not take it
+        // once the other window has started the daemon and let go of it.
         function poll() {
-            if (!ownLock && takeStartLock(lockFile, limitMs)) {
-                ownLock = true;
-                try {
-                    spawnDaemon();
-                } catch (e) {
-                    failure = makeError('start', 'rmmv-gan: cannot start the daemon: ' + e.message);
-                }
-            }
             httpRequest(daemonConfig(), 'GET', '/api/health', undefined, function(err, status) {
                 if (!err && status === 200) return done(null);
                 if (failure) return done(failure);
+                if (!ownLock && takeStartLock(lockFile, limitMs)) {
+                    ownLock = true;
+                    try {
+                        spawnDaemon();
+                    } catch (e) {
+                        failure = makeError('start', 'rmmv-gan: cannot start the daemon: ' + e.message);
+                        return done(failure);
+                    }
+                }
                 if (Date.now() > deadline) {
                     return done(makeError('start', 'rmmv-gan: the daemon did not answer within ' + limitMs / 1000 +
                         ' s of starting; its output is in ' + logFile));

@@ -244,42 +244,147 @@ def _tile_taps(t, dim, count):
     return [t.narrow(dim, i, m * (count - 1) + 1)[step] for i in range(_WINO_A)]
 
 
+def _tile_rows(x, t0, t1):
+    """The padded input rows that tile rows t0..t1 read (tiles overlap by 2 rows)."""
+    return x[:, _WINO_M * t0 : _WINO_M * t1 + 2]
+
+
+def _columns(matrix, j):
+    return [row[j] for row in matrix]
+
+
+def winograd_kernel(weight):
+    """G g G^T of every 3 x 3 kernel, [36, C, O] (differentiable: ordinary tensor ops)."""
+    a = _WINO_A
+    o, c = weight.shape[:2]
+    g = torch.tensor(_WINO_G, dtype=weight.dtype, device=weight.device)
+    k = weight.permute(2, 3, 1, 0).reshape(3, 3 * c * o)  # the kernel's axes in front
+    return torch.matmul(g, (g @ k).reshape(a, 3, c * o)).reshape(a * a, c, o)
+
+
+def _input_transform(rows, count, tw):
+    """B^T d B of each 6 x 6 tile of `rows` ([N, 4 count + 2, 4 tw + 2, C]): [36, tiles, C]."""
+    a = _WINO_A
+    n, c = rows.shape[0], rows.shape[3]
+    v = rows.new_empty(a, a, n, count, tw, c)
+    taps = _tile_taps(rows, 1, count)
+    for i, bt_i in enumerate(_WINO_BT):
+        cols = _tile_taps(_combine(bt_i, taps), 2, tw)
+        for j, bt_j in enumerate(_WINO_BT):
+            _combine(bt_j, cols, out=v[i, j])
+    return v.reshape(a * a, -1, c)
+
+
+def _input_transform_adjoint(dv, drows, count, tw):
+    """Adds the input gradient of `_input_transform` for the transformed-tile gradient dv
+    ([36, tiles, C]) into drows (overlapping tiles accumulate)."""
+    a = _WINO_A
+    n, c = drows.shape[0], drows.shape[3]
+    dv = dv.reshape(a, a, n, count, tw, c)
+    taps = _tile_taps(drows, 1, count)
+    for i, bt_i in enumerate(_WINO_BT):
+        row = drows.new_zeros(n, count, drows.shape[2], c)
+        cols = _tile_taps(row, 2, tw)
+        for col, l in zip(cols, range(a)):
+            col.add_(_combine(_columns(_WINO_BT, l), list(dv[i])))
+        for tap, coeff in zip(taps, bt_i):
+            if coeff:
+                tap.add_(row, alpha=coeff)
+
+
+def _output_transform(prod, y):
+    """A^T M A of each tile's 36 products (prod [6, 6, N, rows, tw, O]) into the 4 x 4
+    output tiles y ([N, rows, 4, tw, 4, O])."""
+    for p, at_p in enumerate(_WINO_AT):
+        r = _combine(at_p, prod)  # [6, N, rows, tw, O]
+        for q, at_q in enumerate(_WINO_AT):
+            _combine(at_q, r, out=y[:, :, p, :, q])
+
+
+def _output_transform_adjoint(dy):
+    """The gradient of `_output_transform`'s products for the output-tile gradient dy."""
+    a, m = _WINO_A, _WINO_M
+    n, rows, _, tw, _, o = dy.shape
+    r = dy.new_empty(m, a, n, rows, tw, o)
+    for p in range(m):
+        for b in range(a):
+            _combine(_columns(_WINO_AT, b), [dy[:, :, p, :, q] for q in range(m)], out=r[p, b])
+    dprod = dy.new_empty(a, a, n, rows, tw, o)
+    for i in range(a):
+        _combine(_columns(_WINO_AT, i), list(r), out=dprod[i])
+    return dprod.reshape(a * a, -1, o)
+
+
+def _row_chunks(th, n, c, tw, tile_elements):
+    rows = max(1, tile_elements // (_WINO_A * _WINO_A * n * c * tw))
+    return [(t0, min(th, t0 + rows)) for t0 in range(0, th, rows)]
+
+
+class _Winograd3x3(torch.autograd.Function):
+    """F(4x4, 3x3) convolution of x ([N, C, H, W]) with transformed kernels u ([36, C, O]),
+    and its hand-written backward: the transposed transforms and two matrix products per
+    tile position (autograd cannot follow the forward, which writes into preallocated tiles).
+    The transformed input tiles are kept for the kernel gradient."""
+
+    @staticmethod
+    def forward(ctx, x, u, padding, tile_elements):
+        m, a = _WINO_M, _WINO_A
+        n, c, h, w = x.shape
+        o = u.shape[2]
+        xp = x.permute(0, 2, 3, 1)  # [N, H, W, C]
+        ho, wo = h + 2 * padding - 2, w + 2 * padding - 2
+        th, tw = -(-ho // m), -(-wo // m)
+        # The padding, and zeros up to whole tiles.
+        xp = F.pad(xp, [0, 0, padding, m * tw + 2 - w - padding, padding, m * th + 2 - h - padding])
+        y = x.new_empty(n, th, m, tw, m, o)
+        keep = ctx.needs_input_grad[1]
+        vs = []
+        chunks = _row_chunks(th, n, c, tw, tile_elements)
+        for t0, t1 in chunks:
+            v = _input_transform(_tile_rows(xp, t0, t1), t1 - t0, tw)
+            prod = torch.bmm(v, u).reshape(a, a, n, t1 - t0, tw, o)  # 36 products [tiles, C] x [C, O]
+            _output_transform(prod, y[:, t0:t1])
+            if keep:
+                vs.append(v)
+        if ctx.needs_input_grad[0] or keep:
+            ctx.save_for_backward(u)
+            ctx.vs, ctx.chunks, ctx.geometry = vs, chunks, (n, c, h, w, padding, th, tw)
+        return y.reshape(n, m * th, m * tw, o)[:, :ho, :wo].permute(0, 3, 1, 2)
+
+    @staticmethod
+    def backward(ctx, dy):
+        m = _WINO_M
+        (u,) = ctx.saved_tensors
+        n, c, h, w, padding, th, tw = ctx.geometry
+        o = u.shape[2]
+        dyp = dy.new_zeros(n, m * th, m * tw, o)
+        dyp[:, : dy.shape[2], : dy.shape[3]] = dy.permute(0, 2, 3, 1)
+        dyp = dyp.reshape(n, th, m, tw, m, o)
+        want_x, want_u = ctx.needs_input_grad[:2]
+        dxp = dy.new_zeros(n, m * th + 2, m * tw + 2, c) if want_x else None
+        du = torch.zeros_like(u) if want_u else None
+        for k, (t0, t1) in enumerate(ctx.chunks):
+            dprod = _output_transform_adjoint(dyp[:, t0:t1])  # [36, tiles, O]
+            if want_u:
+                du.baddbmm_(ctx.vs[k].transpose(1, 2), dprod)
+            if want_x:
+                dv = torch.bmm(dprod, u.transpose(1, 2))  # [36, tiles, C]
+                _input_transform_adjoint(dv, _tile_rows(dxp, t0, t1), t1 - t0, tw)
+        ctx.vs = None
+        dx = dxp[:, padding : padding + h, padding : padding + w].permute(0, 3, 1, 2) if want_x else None
+        return dx, du, None, None
+
+
 def conv3x3_winograd(x, weight, padding=0, tile_elements=1 << 22):
-    """F.conv2d(x, weight, padding=padding) for 3 x 3 kernels, stride 1, one group.
+    """F.conv2d(x, weight, padding=padding) for 3 x 3 kernels, stride 1, one group; differentiable
+    in x and weight.
 
     Works in channels-last order (tiles x channels matrices multiply fastest that way) and
     returns a channels-last tensor. Rounding differs from the direct convolution's (error about
     1e-5 of the output's range). Tile rows go in slices of about `tile_elements`
     transformed values, so that the working set stays in cache.
     """
-    m, a = _WINO_M, _WINO_A
-    n, c = x.shape[:2]
-    o = weight.shape[0]
-    x = x.permute(0, 2, 3, 1)  # [N, H, W, C]
-    ho, wo = x.shape[1] + 2 * padding - 2, x.shape[2] + 2 * padding - 2
-    th, tw = -(-ho // m), -(-wo // m)
-    # The padding, and zeros up to whole tiles.
-    x = F.pad(x, [0, 0, padding, m * tw + 2 - x.shape[2] - padding, padding, m * th + 2 - x.shape[1] - padding])
-    g = torch.tensor(_WINO_G, dtype=x.dtype, device=weight.device)
-    # G g G^T for every channel pair, as two products with the kernel's axes in front: [36, C, O]
-    k = weight.to(x.dtype).permute(2, 3, 1, 0).reshape(3, 3 * c * o)
-    u = torch.matmul(g, (g @ k).reshape(a, 3, c * o)).reshape(a * a, c, o)
-    y = x.new_empty(n, th, m, tw, m, o)
-    rows = max(1, tile_elements // (a * a * n * c * tw))
-    for t0 in range(0, th, rows):
-        t1 = min(th, t0 + rows)
-        v = x.new_empty(a, a, n, t1 - t0, tw, c)  # B^T d B of each tile, [6, 6, N, rows, tw, C]
-        taps = _tile_taps(x[:, m * t0 : m * t1 + 2], 1, t1 - t0)
-        for i, bt_i in enumerate(_WINO_BT):
-            cols = _tile_taps(_combine(bt_i, taps), 2, tw)
-            for j, bt_j in enumerate(_WINO_BT):
-                _combine(bt_j, cols, out=v[i, j])
-        prod = torch.matmul(v.reshape(a * a, -1, c), u).reshape(a, a, n, t1 - t0, tw, o)  # [36, tiles, O]
-        for p, at_p in enumerate(_WINO_AT):
-            r = _combine(at_p, prod)  # [6, N, rows, tw, O]
-            for q, at_q in enumerate(_WINO_AT):
-                _combine(at_q, r, out=y[:, t0:t1, p, :, q])
-    return y.reshape(n, m * th, m * tw, o)[:, :ho, :wo].permute(0, 3, 1, 2)
+    return _Winograd3x3.apply(x, winograd_kernel(weight.to(x.dtype)), padding, tile_elements)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -406,9 +511,17 @@ class FilteredLReLUPlan:
         return self
 
     def __call__(self, x, b=None):
-        n, c = x.shape[:2]
         if b is not None:
-            x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
+            b = b.to(x.dtype)
+        if not self.trivial and torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad)):
+            return _FilteredLReLUFunction.apply(x, b, self)
+        return self.forward(x, b)
+
+    def forward(self, x, b=None, kept=None):
+        """The output; with `kept` (a list), also what the backward pass needs: per chunk,
+        the activated temporary signal."""
+        if b is not None:
+            x = x + b.reshape(1, -1, 1, 1)
         x = _pad(x.contiguous(memory_format=torch.channels_last), *self.up_pad)
         if self.trivial:
             # 1x1 filters (the toRGB layer): padding, activation, gain only.
@@ -420,6 +533,31 @@ class FilteredLReLUPlan:
             return x * self.gain if self.gain != 1 else x
         # (Measured: for r == 1 the 2-D component kernels are faster than 1-D passes.)
         run = self._separable if (self.r > 1 and self.separable) else self._components
+
+        def chunk(xc):
+            acts = None if kept is None else []
+            if kept is not None:
+                kept.append(acts)
+            return run(xc, acts)
+
+        return self._map_chunks(chunk, x)
+
+    def backward(self, dz, kept, x_shape):
+        """The gradient of `forward` with respect to x (without the bias), given the output's
+        gradient and the activations `forward` kept: the transposed filters, on the same
+        polyphase components, with the activation's derivative in between."""
+        dz = _pad(dz.contiguous(memory_format=torch.channels_last), 0, self.m_w * self.r - self.out_w,
+                  0, self.m_h * self.r - self.out_h)  # the outputs computed and cropped away
+        back = self._separable_backward if (self.r > 1 and self.separable) else self._components_backward
+        acts = iter(kept)
+        dx = self._map_chunks(lambda dzc: back(dzc, next(acts)), dz)
+        px0, px1, py0, py1 = self.up_pad
+        return _pad(dx, -px0, -px1, -py0, -py1)[:, :, : x_shape[2], : x_shape[3]]
+
+    def _map_chunks(self, run, x):
+        """run() on slices of x, one sample and a slice of channels at a time, so that the
+        temporary signal (`up`**2 times the input's samples) stays small."""
+        n, c = x.shape[:2]
         per_channel = x.shape[2] * x.shape[3] * self.up**2  # temporary samples per channel
         if n * c * per_channel <= self.chunk_elements:
             return run(x)
@@ -432,47 +570,88 @@ class FilteredLReLUPlan:
         return torch.cat([torch.cat([run(x[j : j + 1, i : i + step].contiguous(memory_format=cl))
                                      for i in range(0, c, step)], dim=1) for j in range(n)], dim=0)
 
-    def _dw(self, x, k, stride=1):
-        """Depthwise valid correlation with the 2-D kernel k (a view of one of the plan's
-        tables); the per-channel weight is expanded once per channel count and cached."""
-        c = x.shape[1]
-        key = (k.data_ptr(), tuple(k.shape), c, x.dtype)
+    def _weight(self, c, k, dtype, flip=False):
+        """The per-channel depthwise weight of the 2-D kernel k (a view of one of the plan's
+        tables), expanded once per channel count and cached."""
+        key = (k.data_ptr(), tuple(k.shape), tuple(k.stride()), c, dtype, flip)
         w = self._weights.get(key)
         if w is None:
-            w = self._weights[key] = k.to(x.dtype)[None, None].expand(c, 1, *k.shape).contiguous()
-        return F.conv2d(x, w, stride=stride, groups=c)
+            k = k.to(dtype).flip([0, 1]) if flip else k.to(dtype)
+            w = self._weights[key] = k[None, None].expand(c, 1, *k.shape).contiguous()
+        return w
+
+    def _dw(self, x, k, stride=1):
+        """Depthwise valid correlation with the 2-D kernel k."""
+        return F.conv2d(x, self._weight(x.shape[1], k, x.dtype), stride=stride, groups=x.shape[1])
+
+    def _dw_t(self, g, k):
+        """The transpose of `_dw` (stride 1): full correlation with the flipped kernel."""
+        return F.conv2d(g, self._weight(g.shape[1], k, g.dtype, flip=True), groups=g.shape[1],
+                        padding=(k.shape[0] - 1, k.shape[1] - 1))
 
     def _activate_(self, a):
-        """The activation, in place where no gradient is being recorded (saves a copy of the
-        largest tensors; autograd needs leaky_relu's output intact)."""
-        inplace = not (torch.is_grad_enabled() and a.requires_grad)
+        """The activation, in place (called where no gradient is being recorded)."""
         if self.slope != 1:
-            a = F.leaky_relu_(a, self.slope) if inplace else F.leaky_relu(a, self.slope)
+            a = F.leaky_relu_(a, self.slope)
         if self.act_clamp is not None:
-            a = a.clamp_(-self.act_clamp, self.act_clamp) if inplace else a.clamp(-self.act_clamp, self.act_clamp)
+            a = a.clamp_(-self.act_clamp, self.act_clamp)
         return a
 
-    def _components(self, x):
+    def _activation_backward(self, g, a):
+        """g times the activation's derivative, read from its output a (the leaky ReLU keeps
+        the sign; the clamp passes no gradient where it cut)."""
+        if self.slope != 1:
+            g = torch.ops.aten.leaky_relu_backward(g, a, self.slope, True)
+        if self.act_clamp is not None:
+            g = torch.ops.aten.hardtanh_backward(g, a, -self.act_clamp, self.act_clamp)
+        return g
+
+    def _components(self, x, kept=None):
         n, c = x.shape[:2]
         u = self.up
-        phases = [self._activate_(self._dw(x, k.to(x.dtype))) for k in self.up_2d]
+        phases = [self._activate_(self._dw(x, k)) for k in self.up_2d]
         if self.r == 1:
             z = None
-            for a, k in zip(phases, self.down_phases.to(x.dtype)):
+            for a, k in zip(phases, self.down_phases):
                 y = self._dw(a, k)
                 z = y if z is None else z.add_(y)
+            if kept is not None:
+                kept.extend(phases)
             return z[:, :, : self.out_h, : self.out_w]
         a = torch.stack(phases, dim=2).reshape(n, c * u * u, *phases[0].shape[2:])
         a = F.pixel_shuffle(a, u).contiguous(memory_format=torch.channels_last)
+        if kept is not None:
+            kept.append(a)
         return self._dw(a, self.down_full, stride=self.down)[:, :, : self.out_h, : self.out_w]
 
-    def _separable(self, x):
+    def _components_backward(self, dz, kept):
+        u, c = self.up, dz.shape[1]
+        if self.r == 1:
+            gp = [self._activation_backward(self._dw_t(dz, k), a) for a, k in zip(kept, self.down_phases)]
+        else:
+            (a,) = kept
+            # The transpose of the strided convolution, then zeros for the samples it never read.
+            w = self._weight(c, self.down_full, dz.dtype)
+            ga = F.conv_transpose2d(dz, w, stride=self.down, groups=c)
+            ga = _pad(ga, 0, a.shape[3] - ga.shape[3], 0, a.shape[2] - ga.shape[2])
+            g = F.pixel_unshuffle(self._activation_backward(ga, a), u)  # [N, C*u*u, Qy, Qx]
+            g = g.reshape(g.shape[0], c, u * u, *g.shape[2:])
+            gp = [g[:, :, i].contiguous(memory_format=torch.channels_last) for i in range(u * u)]
+        dx = None
+        for g, k in zip(gp, self.up_2d):
+            y = self._dw_t(g, k)
+            dx = y if dx is None else dx.add_(y)
+        return dx
+
+    def _separable(self, x, kept=None):
         n, c = x.shape[:2]
         u, r = self.up, self.r
-        kx, ky = (k.to(x.dtype) for k in self.up_1d)
-        dx, dy = (k.to(x.dtype) for k in self.down_1d)
+        kx, ky = self.up_1d
+        dx, dy = self.down_1d
         bx = [self._dw(x, k[None, :]) for k in kx]  # along x: u x [N, C, Hp, Qx]
         a = [[self._activate_(self._dw(bx[rx], ky[ry][:, None])) for rx in range(u)] for ry in range(u)]
+        if kept is not None:
+            kept.append(a)
         out = []
         for sy in range(r):
             for sx in range(r):
@@ -487,6 +666,53 @@ class FilteredLReLUPlan:
                 out.append(z)
         z = torch.stack(out, dim=2).reshape(n, c * r * r, *out[0].shape[2:])
         return F.pixel_shuffle(z, r)[:, :, : self.out_h, : self.out_w]
+
+    def _separable_backward(self, dz, kept):
+        (a,) = kept
+        n, c = dz.shape[:2]
+        u, r = self.up, self.r
+        kx, ky = self.up_1d
+        dx, dy = self.down_1d
+        g = F.pixel_unshuffle(dz, r).reshape(n, c, r, r, dz.shape[2] // r, dz.shape[3] // r)
+        dzs = [[g[:, :, sy, sx].contiguous(memory_format=torch.channels_last) for sx in range(r)] for sy in range(r)]
+        ga = [[None] * u for _ in range(u)]
+        for ry in range(u):
+            for sx in range(r):
+                h = None
+                for sy in range(r):
+                    y = self._dw_t(dzs[sy][sx], dy[sy, ry][:, None])
+                    h = y if h is None else h.add_(y)
+                for rx in range(u):
+                    y = self._dw_t(h, dx[sx, rx][None, :])
+                    ga[ry][rx] = y if ga[ry][rx] is None else ga[ry][rx].add_(y)
+        gx = None
+        for rx in range(u):
+            gb = None
+            for ry in range(u):
+                y = self._dw_t(self._activation_backward(ga[ry][rx], a[ry][rx]), ky[ry][:, None])
+                gb = y if gb is None else gb.add_(y)
+            y = self._dw_t(gb, kx[rx][None, :])
+            gx = y if gx is None else gx.add_(y)
+        return gx
+
+
+class _FilteredLReLUFunction(torch.autograd.Function):
+    """A FilteredLReLUPlan with a hand-written backward pass (autograd would record every
+    slice, padding, activation and concatenation of the fast path, and keep them all)."""
+
+    @staticmethod
+    def forward(ctx, x, b, plan):
+        kept = []
+        out = plan.forward(x, b, kept)
+        ctx.plan, ctx.kept, ctx.x_shape, ctx.has_b = plan, kept, x.shape, b is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, dz):
+        dx = ctx.plan.backward(dz, ctx.kept, ctx.x_shape)
+        ctx.kept = None
+        db = dx.sum(dim=[0, 2, 3]) if ctx.has_b and ctx.needs_input_grad[1] else None
+        return dx, db, None
 
 
 def filtered_lrelu_ref(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=SQRT2, slope=0.2,

@@ -2,7 +2,7 @@
 at official size, and how long the one-off w statistics take.
 
     python benchmarks/projection.py [--network FILE] [--config sg2] [--steps 10]
-    python benchmarks/projection.py --against ../wt-ref --config sg3t --reps 3
+    python benchmarks/projection.py --against ../wt-ref --config sg3t --steps 1 --reps 2
         (this checkout and another one side by side, interleaved: the same weights, target and
         settings (a 200-step W projection); median s / step of each and their ratio, and the
         largest relative difference of the first step's gradient; see benchmarks/sidebyside.py)
@@ -78,15 +78,21 @@ def _load(config, path):
 
 
 def _steps(count, schedule):
-    """Seconds of each of steps 2..count of a `schedule`-step W projection (step 1 also copies
-    the model and prepares the loss, so it is not counted)."""
-    stamps = [time.perf_counter()]
+    """Seconds of each of the first `count` steps of a `schedule`-step W projection, from the
+    start of a step (when project() asks whether to cancel) to its end (when it reports
+    progress): the model copy and loss set-up before the first step are not counted."""
+    starts, ends = [], []
+
+    def cancel():
+        starts.append(time.perf_counter())
+        return len(starts) > count
+
     try:
         project(_loaded["G"], _loaded["target"], ProjectionSettings(steps=schedule, loss="pixel"),
-                progress=lambda *_: stamps.append(time.perf_counter()), cancel=lambda: len(stamps) > count)
+                progress=lambda *_: ends.append(time.perf_counter()), cancel=cancel)
     except ProjectionCancelled:
         pass
-    return [b - a for a, b in zip(stamps[1:], stamps[2:])]
+    return [b - a for a, b in zip(starts, ends)]
 
 
 def _save_gradient(path):
@@ -109,7 +115,7 @@ def against(args):
         for side in sides:
             side.call("save_gradient", path=grads[side.label])
         diff = sidebyside.max_relative_difference(grads["new"], grads["ref"])
-        times = sidebyside.interleaved(sides, lambda side: side.call("steps", count=args.steps + 1, schedule=200),
+        times = sidebyside.interleaved(sides, lambda side: side.call("steps", count=args.steps, schedule=200),
                                        args.reps)
     for side in sides:
         side.close()
@@ -126,7 +132,7 @@ def main():
     ap.add_argument("--network", default=None, help="a model file instead of a random official-size one")
     ap.add_argument("--config", default="sg2", choices=sorted(CONFIGS), help="the random network's configuration")
     ap.add_argument("--steps", type=int, default=10, help="timed steps (per repetition and side with --against)")
-    ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions per side with --against")
+    ap.add_argument("--reps", type=int, default=2, help="interleaved repetitions per side with --against")
     ap.add_argument("--against", metavar="TREE", help="another rmmv-gan checkout to time side by side with this one")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
                     help="intra-op threads of each side with --against (default: this process's)")

@@ -531,16 +531,16 @@ class FilteredLReLUPlan:
             if self.act_clamp is not None:
                 x = x.clamp(-self.act_clamp, self.act_clamp)
             return x * self.gain if self.gain != 1 else x
-        # (Measured: for r == 1 the 2-D component kernels are faster than 1-D passes.)
-        run = self._separable if (self.r > 1 and self.separable) else self._components
+        run = self._separable if self.separable and self.r > 1 else self._components
 
-        def chunk(xc):
+        def chunk(xc, out):
             acts = None if kept is None else []
             if kept is not None:
                 kept.append(acts)
-            return run(xc, acts)
+            run(xc, out, acts)
 
-        return self._map_chunks(chunk, x)
+        out = self._map_chunks(chunk, x, x.shape[2:], (self.m_h * self.r, self.m_w * self.r))
+        return out[:, :, : self.out_h, : self.out_w]
 
     def backward(self, dz, kept, x_shape):
         """The gradient of `forward` with respect to x (without the bias), given the output's
@@ -548,27 +548,32 @@ class FilteredLReLUPlan:
         polyphase components, with the activation's derivative in between."""
         dz = _pad(dz.contiguous(memory_format=torch.channels_last), 0, self.m_w * self.r - self.out_w,
                   0, self.m_h * self.r - self.out_h)  # the outputs computed and cropped away
-        back = self._separable_backward if (self.r > 1 and self.separable) else self._components_backward
+        back = self._separable_backward if self.separable and self.r > 1 else self._components_backward
         acts = iter(kept)
-        dx = self._map_chunks(lambda dzc: back(dzc, next(acts)), dz)
         px0, px1, py0, py1 = self.up_pad
-        return _pad(dx, -px0, -px1, -py0, -py1)[:, :, : x_shape[2], : x_shape[3]]
+        padded = (x_shape[2] + py0 + py1, x_shape[3] + px0 + px1)  # `forward`'s input and slices
+        dx = self._map_chunks(lambda dzc, out: back(dzc, out, next(acts)), dz, padded, padded)
+        return _pad(dx, -px0, -px1, -py0, -py1)
 
-    def _map_chunks(self, run, x):
-        """run() on slices of x, one sample and a slice of channels at a time, so that the
-        temporary signal (`up`**2 times the input's samples) stays small."""
+    def _map_chunks(self, run, x, padded_size, out_size):
+        """run(slice, out) on slices of x, one sample and a slice of channels at a time, so that
+        the temporary signal (`up`**2 times the padded input's samples) stays small; each
+        writes its result into its slice of one channels-last output of `out_size`."""
         n, c = x.shape[:2]
-        per_channel = x.shape[2] * x.shape[3] * self.up**2  # temporary samples per channel
+        out = torch.empty(n, c, *out_size, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+        per_channel = padded_size[0] * padded_size[1] * self.up**2  # temporary samples per channel
         if n * c * per_channel <= self.chunk_elements:
-            return run(x)
+            run(x, out)
+            return out
         step = max(1, self.chunk_elements // per_channel)
         # Sample by sample, then slices of channels (measured: slicing a whole batch into
-        # few-channel pieces is slower).
-        # (A channel slice of a channels-last tensor is strided; made contiguous once here, not
-        # copied again by each of the convolutions that read it.)
-        cl = torch.channels_last
-        return torch.cat([torch.cat([run(x[j : j + 1, i : i + step].contiguous(memory_format=cl))
-                                     for i in range(0, c, step)], dim=1) for j in range(n)], dim=0)
+        # few-channel pieces is slower). (A channel slice of a channels-last tensor is strided;
+        # made contiguous once here, not copied again by each of the convolutions that read it.)
+        for j in range(n):
+            for i in range(0, c, step):
+                run(x[j : j + 1, i : i + step].contiguous(memory_format=torch.channels_last),
+                    out[j : j + 1, i : i + step])
+        return out
 
     def _weight(self, c, k, dtype, flip=False):
         """The per-channel depthwise weight of the 2-D kernel k (a view of one of the plan's
@@ -589,13 +594,14 @@ class FilteredLReLUPlan:
         return F.conv2d(g, self._weight(g.shape[1], k, g.dtype, flip=True), groups=g.shape[1],
                         padding=(k.shape[0] - 1, k.shape[1] - 1))
 
-    def _activate_(self, a):
-        """The activation, in place (called where no gradient is being recorded)."""
+    def _activate(self, a, out=None):
+        """The activation, in place (called where no gradient is being recorded), or written
+        into `out`."""
         if self.slope != 1:
             a = F.leaky_relu_(a, self.slope)
         if self.act_clamp is not None:
-            a = a.clamp_(-self.act_clamp, self.act_clamp)
-        return a
+            return torch.clamp(a, -self.act_clamp, self.act_clamp, out=a if out is None else out)
+        return a if out is None else out.copy_(a)
 
     def _activation_backward(self, g, a):
         """g times the activation's derivative, read from its output a (the leaky ReLU keeps
@@ -606,94 +612,136 @@ class FilteredLReLUPlan:
             g = torch.ops.aten.hardtanh_backward(g, a, -self.act_clamp, self.act_clamp)
         return g
 
-    def _components(self, x, kept=None):
+    # The up stage: the u x u polyphase components of the temporary signal. The up filter is
+    # separable; for u == 2 its 2-D component kernels are the faster form (measured), for
+    # u == 4 the 1-D passes (16 components share 4 horizontal passes).
+
+    def _up_2d(self):
+        return self.up == 2
+
+    def _up(self, x, write):
+        """write(ry, rx, component) for each activated component ([N, C, Qy, Qx])."""
+        u = self.up
+        if self._up_2d():
+            for i, k in enumerate(self.up_2d):
+                write(i // u, i % u, self._dw(x, k))
+            return
+        kx, ky = self.up_1d
+        bx = [self._dw(x, k[None, :]) for k in kx]  # along x: u x [N, C, Hp, Qx]
+        for ry in range(u):
+            for rx in range(u):
+                write(ry, rx, self._dw(bx[rx], ky[ry][:, None]))
+
+    def _up_backward(self, grads, out):
+        """The transpose of `_up` for the components' gradients grads[ry][rx], into out."""
+        u = self.up
+        if self._up_2d():
+            _sum_into((self._dw_t(grads[i // u][i % u], k) for i, k in enumerate(self.up_2d)), out)
+            return
+        kx, ky = self.up_1d
+        _sum_into((self._dw_t(_sum_into(self._dw_t(grads[ry][rx], ky[ry][:, None]) for ry in range(u)),
+                              kx[rx][None, :]) for rx in range(u)), out)
+
+    def _components(self, x, out, kept=None):
         n, c = x.shape[:2]
         u = self.up
-        phases = [self._activate_(self._dw(x, k)) for k in self.up_2d]
+        a = [[None] * u for _ in range(u)]
         if self.r == 1:
-            z = None
-            for a, k in zip(phases, self.down_phases):
-                y = self._dw(a, k)
-                z = y if z is None else z.add_(y)
-            if kept is not None:
-                kept.extend(phases)
-            return z[:, :, : self.out_h, : self.out_w]
-        a = torch.stack(phases, dim=2).reshape(n, c * u * u, *phases[0].shape[2:])
-        a = F.pixel_shuffle(a, u).contiguous(memory_format=torch.channels_last)
-        if kept is not None:
-            kept.append(a)
-        return self._dw(a, self.down_full, stride=self.down)[:, :, : self.out_h, : self.out_w]
+            # Output = sum over components of small depthwise filters.
+            def write(ry, rx, t):
+                a[ry][rx] = self._activate(t)
 
-    def _components_backward(self, dz, kept):
+            self._up(x, write)
+            _sum_into((self._dw(a[i // u][i % u], k) for i, k in enumerate(self.down_phases)), out)
+            if kept is not None:
+                kept.append(a)
+            return
+        # Components written interleaved, into the temporary grid (channels-last), which a
+        # strided depthwise convolution filters.
+        qy = x.shape[2] - self.up_1d[1].shape[1] + 1
+        qx = x.shape[3] - self.up_1d[0].shape[1] + 1
+        grid = x.new_empty(n, qy, u, qx, u, c)
+
+        def write(ry, rx, t):
+            self._activate(t, out=grid[:, :, ry, :, rx].permute(0, 3, 1, 2))
+
+        self._up(x, write)
+        grid = grid.reshape(n, qy * u, qx * u, c).permute(0, 3, 1, 2)
+        if kept is not None:
+            kept.append(grid)
+        z = self._dw(grid, self.down_full, stride=self.down)
+        out.copy_(z[:, :, : out.shape[2], : out.shape[3]])
+
+    def _components_backward(self, dz, out, kept):
         u, c = self.up, dz.shape[1]
         if self.r == 1:
-            gp = [self._activation_backward(self._dw_t(dz, k), a) for a, k in zip(kept, self.down_phases)]
-        else:
             (a,) = kept
+            g = [[self._activation_backward(self._dw_t(dz, self.down_phases[ry * u + rx]), a[ry][rx])
+                  for rx in range(u)] for ry in range(u)]
+        else:
+            (grid,) = kept
             # The transpose of the strided convolution, then zeros for the samples it never read.
             w = self._weight(c, self.down_full, dz.dtype)
             ga = F.conv_transpose2d(dz, w, stride=self.down, groups=c)
-            ga = _pad(ga, 0, a.shape[3] - ga.shape[3], 0, a.shape[2] - ga.shape[2])
-            g = F.pixel_unshuffle(self._activation_backward(ga, a), u)  # [N, C*u*u, Qy, Qx]
-            g = g.reshape(g.shape[0], c, u * u, *g.shape[2:])
-            gp = [g[:, :, i].contiguous(memory_format=torch.channels_last) for i in range(u * u)]
-        dx = None
-        for g, k in zip(gp, self.up_2d):
-            y = self._dw_t(g, k)
-            dx = y if dx is None else dx.add_(y)
-        return dx
+            ga = _pad(ga, 0, grid.shape[3] - ga.shape[3], 0, grid.shape[2] - ga.shape[2])
+            ga = self._activation_backward(ga, grid).permute(0, 2, 3, 1)
+            ga = ga.reshape(ga.shape[0], ga.shape[1] // u, u, ga.shape[2] // u, u, c)
+            g = [[ga[:, :, ry, :, rx].permute(0, 3, 1, 2) for rx in range(u)] for ry in range(u)]
+        self._up_backward(g, out)
 
-    def _separable(self, x, kept=None):
-        n, c = x.shape[:2]
+    def _separable(self, x, out, kept=None):
         u, r = self.up, self.r
-        kx, ky = self.up_1d
         dx, dy = self.down_1d
-        bx = [self._dw(x, k[None, :]) for k in kx]  # along x: u x [N, C, Hp, Qx]
-        a = [[self._activate_(self._dw(bx[rx], ky[ry][:, None])) for rx in range(u)] for ry in range(u)]
+        a = [[None] * u for _ in range(u)]
+
+        def write(ry, rx, t):
+            a[ry][rx] = self._activate(t)
+
+        self._up(x, write)
         if kept is not None:
             kept.append(a)
-        out = []
+        phases = _phase_views(out, r)
         for sy in range(r):
             for sx in range(r):
-                z = None
-                for ry in range(u):
-                    cx = None
-                    for rx in range(u):
-                        y = self._dw(a[ry][rx], dx[sx, rx][None, :])
-                        cx = y if cx is None else cx.add_(y)
-                    y = self._dw(cx, dy[sy, ry][:, None])
-                    z = y if z is None else z.add_(y)
-                out.append(z)
-        z = torch.stack(out, dim=2).reshape(n, c * r * r, *out[0].shape[2:])
-        return F.pixel_shuffle(z, r)[:, :, : self.out_h, : self.out_w]
+                rows = (self._dw(_sum_into(self._dw(a[ry][rx], dx[sx, rx][None, :]) for rx in range(u)),
+                                 dy[sy, ry][:, None]) for ry in range(u))
+                _sum_into(rows, phases[sy][sx])
 
-    def _separable_backward(self, dz, kept):
+    def _separable_backward(self, dz, out, kept):
         (a,) = kept
-        n, c = dz.shape[:2]
         u, r = self.up, self.r
-        kx, ky = self.up_1d
         dx, dy = self.down_1d
-        g = F.pixel_unshuffle(dz, r).reshape(n, c, r, r, dz.shape[2] // r, dz.shape[3] // r)
-        dzs = [[g[:, :, sy, sx].contiguous(memory_format=torch.channels_last) for sx in range(r)] for sy in range(r)]
-        ga = [[None] * u for _ in range(u)]
+        dzs = _phase_views(dz, r)
+        g = [[None] * u for _ in range(u)]
         for ry in range(u):
             for sx in range(r):
-                h = None
-                for sy in range(r):
-                    y = self._dw_t(dzs[sy][sx], dy[sy, ry][:, None])
-                    h = y if h is None else h.add_(y)
+                h = _sum_into(self._dw_t(dzs[sy][sx], dy[sy, ry][:, None]) for sy in range(r))
                 for rx in range(u):
                     y = self._dw_t(h, dx[sx, rx][None, :])
-                    ga[ry][rx] = y if ga[ry][rx] is None else ga[ry][rx].add_(y)
-        gx = None
-        for rx in range(u):
-            gb = None
-            for ry in range(u):
-                y = self._dw_t(self._activation_backward(ga[ry][rx], a[ry][rx]), ky[ry][:, None])
-                gb = y if gb is None else gb.add_(y)
-            y = self._dw_t(gb, kx[rx][None, :])
-            gx = y if gx is None else gx.add_(y)
-        return gx
+                    g[ry][rx] = y if g[ry][rx] is None else g[ry][rx].add_(y)
+        g = [[self._activation_backward(g[ry][rx], a[ry][rx]) for rx in range(u)] for ry in range(u)]
+        self._up_backward(g, out)
+
+
+def _sum_into(terms, out=None):
+    """The sum of an iterator of fresh tensors, accumulated in the first, the last addition
+    written into `out` where given (a view of a larger output: no copy afterwards)."""
+    terms = iter(terms)
+    acc, nxt = next(terms), next(terms, None)
+    while nxt is not None:
+        following = next(terms, None)
+        if following is None and out is not None:
+            return torch.add(acc, nxt, out=out)
+        acc, nxt = acc.add_(nxt), following
+    return acc if out is None else out.copy_(acc)
+
+
+def _phase_views(t, r):
+    """views[sy][sx] = t[:, :, sy::r, sx::r] of a channels-last tensor whose sides are
+    multiples of r."""
+    n, c, h, w = t.shape
+    grid = t.permute(0, 2, 3, 1).unflatten(1, (h // r, r)).unflatten(3, (w // r, r))
+    return [[grid[:, :, sy, :, sx].permute(0, 3, 1, 2) for sx in range(r)] for sy in range(r)]
 
 
 class _FilteredLReLUFunction(torch.autograd.Function):

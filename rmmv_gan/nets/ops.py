@@ -11,6 +11,9 @@ runs fast on a CPU without custom kernels:
   discarding most of them. Tensors stay in channels-last layout, where oneDNN's depthwise
   convolutions are fast.
 - `upfirdn2d` filters with strided depthwise convolutions where it downsamples.
+- the fast StyleGAN3 operations (`FilteredLReLUPlan`, `conv3x3_winograd`) have hand-written
+  backward passes, for projection; their references (`filtered_lrelu_ref`, `F.conv2d`) stay
+  beside them and the tests compare both, values and gradients.
 
 Filters follow NVIDIA's conventions: a 1-D filter of K taps means a separable K x K filter,
 a 2-D filter is used as is, `None` is the identity; `flip_filter=False` means convolution.
@@ -228,58 +231,141 @@ _WINO_AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1,
 _WINO_M, _WINO_A = 4, 6  # output and input tile sizes
 
 
-def _combine(coeffs, terms, out=None):
-    """sum(c * t) over the non-zero coefficients, written into `out` where given."""
-    pairs = [(c, t) for c, t in zip(coeffs, terms) if c != 0]
-    c0, t0 = pairs[0]
-    acc = torch.mul(t0, c0, out=out) if out is not None else t0 * c0
-    for c, t in pairs[1:]:
-        acc.add_(t, alpha=c)
-    return acc
+# Both 2-D transforms of a tile at once, as one matrix: row (i, j), column (k, l) holds
+# B^T[i][k] B^T[j][l] (A^T likewise). One product of this small matrix with all tiles runs at
+# the matrix multiply's rate; it was measured 1.5x (input) and 3x (output) faster than sums of
+# the few non-zero terms over strided views.
+_WINO_BK = torch.kron(torch.tensor(_WINO_BT, dtype=torch.float64), torch.tensor(_WINO_BT, dtype=torch.float64))
+_WINO_AK = torch.kron(torch.tensor(_WINO_AT, dtype=torch.float64), torch.tensor(_WINO_AT, dtype=torch.float64))
 
 
-def _tile_taps(t, dim, count):
-    """The views of t along `dim` holding row (column) i of each of `count` tiles, for i < 6."""
-    m, step = _WINO_M, (slice(None),) * dim + (slice(None, None, _WINO_M),)
-    return [t.narrow(dim, i, m * (count - 1) + 1)[step] for i in range(_WINO_A)]
+def _tile_rows(x, t0, t1):
+    """The padded input rows that tile rows t0..t1 read (tiles overlap by 2 rows)."""
+    return x[:, _WINO_M * t0 : _WINO_M * t1 + 2]
+
+
+def _tiles(rows, count, tw):
+    """[6, 6, N, count, tw, C] view of the overlapping 6 x 6 input tiles of `rows`
+    ([N, 4 count + 2, 4 tw + 2, C], channels innermost)."""
+    m, a = _WINO_M, _WINO_A
+    sn, sh, sw, sc = rows.stride()
+    return rows.as_strided((a, a, rows.shape[0], count, tw, rows.shape[3]), (sh, sw, sn, m * sh, m * sw, sc),
+                           rows.storage_offset())
+
+
+def winograd_kernel(weight):
+    """G g G^T of every 3 x 3 kernel, [36, C, O] (differentiable: ordinary tensor ops)."""
+    a = _WINO_A
+    o, c = weight.shape[:2]
+    g = torch.tensor(_WINO_G, dtype=weight.dtype, device=weight.device)
+    k = weight.permute(2, 3, 1, 0).reshape(3, 3 * c * o)  # the kernel's axes in front
+    return torch.matmul(g, (g @ k).reshape(a, 3, c * o)).reshape(a * a, c, o)
+
+
+def _input_transform(rows, count, tw):
+    """B^T d B of each 6 x 6 tile of `rows`: [36, tiles, C]."""
+    bk = _WINO_BK.to(rows.dtype)
+    return torch.mm(bk, _tiles(rows, count, tw).reshape(_WINO_A**2, -1)).reshape(_WINO_A**2, -1, rows.shape[3])
+
+
+def _input_transform_adjoint(dv, drows, count, tw):
+    """Adds the input gradient of `_input_transform` for the transformed-tile gradient dv
+    ([36, tiles, C]) into drows (overlapping tiles accumulate)."""
+    m, a = _WINO_M, _WINO_A
+    dd = torch.mm(_WINO_BK.to(dv.dtype).t(), dv.reshape(a * a, -1)).reshape(a, a, *_tiles(drows, count, tw).shape[2:])
+    view = _tiles(drows, count, tw)
+    # Tiles overlap in their last 2 rows and columns: four blocks, each free of overlaps.
+    for rows in (slice(0, m), slice(m, a)):
+        for cols in (slice(0, m), slice(m, a)):
+            view[rows, cols].add_(dd[rows, cols])
+
+
+def _output_transform(prod, y):
+    """A^T M A of each tile's 36 products (prod [36, tiles, O]) into the 4 x 4 output tiles
+    y ([N, rows, 4, tw, 4, O])."""
+    m = _WINO_M
+    n, rows, _, tw, _, o = y.shape
+    out = torch.mm(_WINO_AK.to(prod.dtype), prod.reshape(_WINO_A**2, -1)).reshape(m, m, n, rows, tw, o)
+    y.copy_(out.permute(2, 3, 0, 4, 1, 5))
+
+
+def _output_transform_adjoint(dy):
+    """The gradient of `_output_transform`'s products for the output-tile gradient dy."""
+    m, a = _WINO_M, _WINO_A
+    o = dy.shape[5]
+    g = dy.permute(2, 4, 0, 1, 3, 5).reshape(m * m, -1)  # [(p, q), tiles * O]
+    return torch.mm(_WINO_AK.to(dy.dtype).t(), g).reshape(a * a, -1, o)
+
+
+def _row_chunks(th, n, c, tw, tile_elements):
+    rows = max(1, tile_elements // (_WINO_A * _WINO_A * n * c * tw))
+    return [(t0, min(th, t0 + rows)) for t0 in range(0, th, rows)]
+
+
+class _Winograd3x3(torch.autograd.Function):
+    """F(4x4, 3x3) convolution of x ([N, C, H, W]) with transformed kernels u ([36, C, O]),
+    and its hand-written backward: the transposed transforms and two matrix products per
+    tile position (autograd cannot follow the forward, which writes into preallocated tiles).
+    The transformed input tiles are kept for the kernel gradient."""
+
+    @staticmethod
+    def forward(ctx, x, u, padding, tile_elements):
+        m, a = _WINO_M, _WINO_A
+        n, c, h, w = x.shape
+        o = u.shape[2]
+        xp = x.permute(0, 2, 3, 1)  # [N, H, W, C]
+        ho, wo = h + 2 * padding - 2, w + 2 * padding - 2
+        th, tw = -(-ho // m), -(-wo // m)
+        # The padding, and zeros up to whole tiles.
+        xp = F.pad(xp, [0, 0, padding, m * tw + 2 - w - padding, padding, m * th + 2 - h - padding])
+        y = x.new_empty(n, th, m, tw, m, o)
+        keep = ctx.needs_input_grad[1]
+        vs = []
+        chunks = _row_chunks(th, n, c, tw, tile_elements)
+        for t0, t1 in chunks:
+            v = _input_transform(_tile_rows(xp, t0, t1), t1 - t0, tw)
+            _output_transform(torch.bmm(v, u), y[:, t0:t1])  # 36 products [tiles, C] x [C, O]
+            if keep:
+                vs.append(v)
+        if ctx.needs_input_grad[0] or keep:
+            ctx.save_for_backward(u)
+            ctx.vs, ctx.chunks, ctx.geometry = vs, chunks, (n, c, h, w, padding, th, tw)
+        return y.reshape(n, m * th, m * tw, o)[:, :ho, :wo].permute(0, 3, 1, 2)
+
+    @staticmethod
+    def backward(ctx, dy):
+        m = _WINO_M
+        (u,) = ctx.saved_tensors
+        n, c, h, w, padding, th, tw = ctx.geometry
+        o = u.shape[2]
+        dyp = dy.new_zeros(n, m * th, m * tw, o)
+        dyp[:, : dy.shape[2], : dy.shape[3]] = dy.permute(0, 2, 3, 1)
+        dyp = dyp.reshape(n, th, m, tw, m, o)
+        want_x, want_u = ctx.needs_input_grad[:2]
+        dxp = dy.new_zeros(n, m * th + 2, m * tw + 2, c) if want_x else None
+        du = torch.zeros_like(u) if want_u else None
+        for k, (t0, t1) in enumerate(ctx.chunks):
+            dprod = _output_transform_adjoint(dyp[:, t0:t1])  # [36, tiles, O]
+            if want_u:
+                du.baddbmm_(ctx.vs[k].transpose(1, 2), dprod)
+            if want_x:
+                dv = torch.bmm(dprod, u.transpose(1, 2))  # [36, tiles, C]
+                _input_transform_adjoint(dv, _tile_rows(dxp, t0, t1), t1 - t0, tw)
+        ctx.vs = None
+        dx = dxp[:, padding : padding + h, padding : padding + w].permute(0, 3, 1, 2) if want_x else None
+        return dx, du, None, None
 
 
 def conv3x3_winograd(x, weight, padding=0, tile_elements=1 << 22):
-    """F.conv2d(x, weight, padding=padding) for 3 x 3 kernels, stride 1, one group.
+    """F.conv2d(x, weight, padding=padding) for 3 x 3 kernels, stride 1, one group; differentiable
+    in x and weight.
 
     Works in channels-last order (tiles x channels matrices multiply fastest that way) and
     returns a channels-last tensor. Rounding differs from the direct convolution's (error about
     1e-5 of the output's range). Tile rows go in slices of about `tile_elements`
     transformed values, so that the working set stays in cache.
     """
-    m, a = _WINO_M, _WINO_A
-    n, c = x.shape[:2]
-    o = weight.shape[0]
-    x = x.permute(0, 2, 3, 1)  # [N, H, W, C]
-    ho, wo = x.shape[1] + 2 * padding - 2, x.shape[2] + 2 * padding - 2
-    th, tw = -(-ho // m), -(-wo // m)
-    # The padding, and zeros up to whole tiles.
-    x = F.pad(x, [0, 0, padding, m * tw + 2 - x.shape[2] - padding, padding, m * th + 2 - x.shape[1] - padding])
-    g = torch.tensor(_WINO_G, dtype=x.dtype, device=weight.device)
-    # G g G^T for every channel pair, as two products with the kernel's axes in front: [36, C, O]
-    k = weight.to(x.dtype).permute(2, 3, 1, 0).reshape(3, 3 * c * o)
-    u = torch.matmul(g, (g @ k).reshape(a, 3, c * o)).reshape(a * a, c, o)
-    y = x.new_empty(n, th, m, tw, m, o)
-    rows = max(1, tile_elements // (a * a * n * c * tw))
-    for t0 in range(0, th, rows):
-        t1 = min(th, t0 + rows)
-        v = x.new_empty(a, a, n, t1 - t0, tw, c)  # B^T d B of each tile, [6, 6, N, rows, tw, C]
-        taps = _tile_taps(x[:, m * t0 : m * t1 + 2], 1, t1 - t0)
-        for i, bt_i in enumerate(_WINO_BT):
-            cols = _tile_taps(_combine(bt_i, taps), 2, tw)
-            for j, bt_j in enumerate(_WINO_BT):
-                _combine(bt_j, cols, out=v[i, j])
-        prod = torch.matmul(v.reshape(a * a, -1, c), u).reshape(a, a, n, t1 - t0, tw, o)  # [36, tiles, O]
-        for p, at_p in enumerate(_WINO_AT):
-            r = _combine(at_p, prod)  # [6, N, rows, tw, O]
-            for q, at_q in enumerate(_WINO_AT):
-                _combine(at_q, r, out=y[:, t0:t1, p, :, q])
-    return y.reshape(n, m * th, m * tw, o)[:, :ho, :wo].permute(0, 3, 1, 2)
+    return _Winograd3x3.apply(x, winograd_kernel(weight.to(x.dtype)), padding, tile_elements)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -326,20 +412,25 @@ class FilteredLReLUPlan:
     The official op upsamples to a temporary grid (`up` times the input rate), applies the
     leaky ReLU there, and filters back down with stride `down`. Here the temporary signal is
     held as its up x up polyphase components, each one depthwise convolution of the input
-    (oneDNN is fast at depthwise convolutions in channels-last layout); the activation is
-    pointwise, so it applies to the components where they are. Then:
+    (oneDNN is fast at depthwise convolutions in channels-last layout; for up = 4, 1-D passes);
+    the activation is pointwise, so it applies to the components where they are. Then:
 
     - r = up / down == 1: the output is a sum over components of small depthwise filters;
-    - r > 1, separable down filter: the same in 1-D passes, giving r x r output phases that
-      a pixel shuffle interleaves;
-    - r > 1, radial down filter: the components are interleaved into the temporary grid and
-      filtered with a strided depthwise convolution.
+    - r > 1, separable down filter: the same in 1-D passes, giving r x r output phases,
+      written interleaved into the output;
+    - r > 1, radial down filter: the components are written interleaved into the temporary
+      grid, which a strided depthwise convolution filters.
 
     Channels are processed in slices, and a batch sample by sample, so that the working set
     stays small. Same arithmetic as the reference, a fraction of the memory traffic.
+    `backward` is the transpose of the same steps (see _FilteredLReLUFunction).
     """
 
     chunk_elements = 1 << 22  # measured best of 2^20, 2^22, 2^24 on StyleGAN3-T 256 px
+    # Measured (one layer, old and new side by side): 2-D component kernels are the faster
+    # up stage for up == 2 only, and for r == 1 the 2-D down phases beat 1-D passes.
+    up_2d_max = 2
+    down_1d_always = False
 
     def __init__(self, fu, fd, up, down, padding, in_size, gain, slope, clamp, flip_filter=False):
         if flip_filter:
@@ -406,9 +497,17 @@ class FilteredLReLUPlan:
         return self
 
     def __call__(self, x, b=None):
-        n, c = x.shape[:2]
         if b is not None:
-            x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
+            b = b.to(x.dtype)
+        if not self.trivial and torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad)):
+            return _FilteredLReLUFunction.apply(x, b, self)
+        return self.forward(x, b)
+
+    def forward(self, x, b=None, kept=None):
+        """The output; with `kept` (a list), also what the backward pass needs: per chunk,
+        the activated temporary signal."""
+        if b is not None:
+            x = x + b.reshape(1, -1, 1, 1)
         x = _pad(x.contiguous(memory_format=torch.channels_last), *self.up_pad)
         if self.trivial:
             # 1x1 filters (the toRGB layer): padding, activation, gain only.
@@ -418,75 +517,247 @@ class FilteredLReLUPlan:
             if self.act_clamp is not None:
                 x = x.clamp(-self.act_clamp, self.act_clamp)
             return x * self.gain if self.gain != 1 else x
-        # (Measured: for r == 1 the 2-D component kernels are faster than 1-D passes.)
-        run = self._separable if (self.r > 1 and self.separable) else self._components
-        per_channel = x.shape[2] * x.shape[3] * self.up**2  # temporary samples per channel
+        run = self._separable if self._down_1d() else self._components
+
+        def chunk(xc, out):
+            acts = None if kept is None else []
+            if kept is not None:
+                kept.append(acts)
+            run(xc, out, acts)
+
+        out = self._map_chunks(chunk, x, x.shape[2:], (self.m_h * self.r, self.m_w * self.r))
+        return out[:, :, : self.out_h, : self.out_w]
+
+    def backward(self, dz, kept, x_shape):
+        """The gradient of `forward` with respect to x (without the bias), given the output's
+        gradient and the activations `forward` kept: the transposed filters, on the same
+        polyphase components, with the activation's derivative in between."""
+        dz = _pad(dz.contiguous(memory_format=torch.channels_last), 0, self.m_w * self.r - self.out_w,
+                  0, self.m_h * self.r - self.out_h)  # the outputs computed and cropped away
+        back = self._separable_backward if self._down_1d() else self._components_backward
+        acts = iter(kept)
+        px0, px1, py0, py1 = self.up_pad
+        padded = (x_shape[2] + py0 + py1, x_shape[3] + px0 + px1)  # `forward`'s input and slices
+        dx = self._map_chunks(lambda dzc, out: back(dzc, out, next(acts)), dz, padded, padded)
+        return _pad(dx, -px0, -px1, -py0, -py1)
+
+    def _map_chunks(self, run, x, padded_size, out_size):
+        """run(slice, out) on slices of x, one sample and a slice of channels at a time, so that
+        the temporary signal (`up`**2 times the padded input's samples) stays small; each
+        writes its result into `out`, a channels-last tensor of `out_size` (measured: writing
+        straight into a channel slice of the whole output, a strided view, is 5x slower than
+        into a contiguous tensor, and more than the copy afterwards)."""
+        n, c = x.shape[:2]
+
+        def new_out(channels):
+            return torch.empty(1 if channels < c else n, channels, *out_size, dtype=x.dtype, device=x.device,
+                               memory_format=torch.channels_last)
+
+        per_channel = padded_size[0] * padded_size[1] * self.up**2  # temporary samples per channel
         if n * c * per_channel <= self.chunk_elements:
-            return run(x)
+            out = new_out(c)
+            run(x, out)
+            return out
         step = max(1, self.chunk_elements // per_channel)
         # Sample by sample, then slices of channels (measured: slicing a whole batch into
-        # few-channel pieces is slower).
-        # (A channel slice of a channels-last tensor is strided; made contiguous once here, not
-        # copied again by each of the convolutions that read it.)
-        cl = torch.channels_last
-        return torch.cat([torch.cat([run(x[j : j + 1, i : i + step].contiguous(memory_format=cl))
-                                     for i in range(0, c, step)], dim=1) for j in range(n)], dim=0)
+        # few-channel pieces is slower). (A channel slice of a channels-last tensor is strided;
+        # made contiguous once here, not copied again by each of the convolutions that read it.)
+        def piece(j, i):
+            out = new_out(min(step, c - i))
+            run(x[j : j + 1, i : i + step].contiguous(memory_format=torch.channels_last), out)
+            return out
 
-    def _dw(self, x, k, stride=1):
-        """Depthwise valid correlation with the 2-D kernel k (a view of one of the plan's
-        tables); the per-channel weight is expanded once per channel count and cached."""
-        c = x.shape[1]
-        key = (k.data_ptr(), tuple(k.shape), c, x.dtype)
+        return torch.cat([torch.cat([piece(j, i) for i in range(0, c, step)], dim=1) for j in range(n)], dim=0)
+
+    def _weight(self, c, k, dtype, flip=False):
+        """The per-channel depthwise weight of the 2-D kernel k (a view of one of the plan's
+        tables), expanded once per channel count and cached."""
+        key = (k.data_ptr(), tuple(k.shape), tuple(k.stride()), c, dtype, flip)
         w = self._weights.get(key)
         if w is None:
-            w = self._weights[key] = k.to(x.dtype)[None, None].expand(c, 1, *k.shape).contiguous()
-        return F.conv2d(x, w, stride=stride, groups=c)
+            k = k.to(dtype).flip([0, 1]) if flip else k.to(dtype)
+            w = self._weights[key] = k[None, None].expand(c, 1, *k.shape).contiguous()
+        return w
 
-    def _activate_(self, a):
-        """The activation, in place where no gradient is being recorded (saves a copy of the
-        largest tensors; autograd needs leaky_relu's output intact)."""
-        inplace = not (torch.is_grad_enabled() and a.requires_grad)
+    def _dw(self, x, k, stride=1):
+        """Depthwise valid correlation with the 2-D kernel k."""
+        return F.conv2d(x, self._weight(x.shape[1], k, x.dtype), stride=stride, groups=x.shape[1])
+
+    def _dw_t(self, g, k):
+        """The transpose of `_dw` (stride 1): full correlation with the flipped kernel."""
+        return F.conv2d(g, self._weight(g.shape[1], k, g.dtype, flip=True), groups=g.shape[1],
+                        padding=(k.shape[0] - 1, k.shape[1] - 1))
+
+    def _activate(self, a, out=None):
+        """The activation, in place (called where no gradient is being recorded), or written
+        into `out`."""
         if self.slope != 1:
-            a = F.leaky_relu_(a, self.slope) if inplace else F.leaky_relu(a, self.slope)
+            a = F.leaky_relu_(a, self.slope)
         if self.act_clamp is not None:
-            a = a.clamp_(-self.act_clamp, self.act_clamp) if inplace else a.clamp(-self.act_clamp, self.act_clamp)
-        return a
+            return torch.clamp(a, -self.act_clamp, self.act_clamp, out=a if out is None else out)
+        return a if out is None else out.copy_(a)
 
-    def _components(self, x):
+    def _activation_backward(self, g, a):
+        """g times the activation's derivative, read from its output a (the leaky ReLU keeps
+        the sign; the clamp passes no gradient where it cut)."""
+        if self.slope != 1:
+            g = torch.ops.aten.leaky_relu_backward(g, a, self.slope, True)
+        if self.act_clamp is not None:
+            g = torch.ops.aten.hardtanh_backward(g, a, -self.act_clamp, self.act_clamp)
+        return g
+
+    # The up stage: the u x u polyphase components of the temporary signal. The up filter is
+    # separable; for u == 2 its 2-D component kernels are the faster form (measured), for
+    # u == 4 the 1-D passes (16 components share 4 horizontal passes).
+
+    def _down_1d(self):
+        return self.separable and (self.r > 1 or self.down_1d_always)
+
+    def _up_2d(self):
+        return self.up <= self.up_2d_max
+
+    def _up(self, x, write):
+        """write(ry, rx, component) for each activated component ([N, C, Qy, Qx])."""
+        u = self.up
+        if self._up_2d():
+            for i, k in enumerate(self.up_2d):
+                write(i // u, i % u, self._dw(x, k))
+            return
+        kx, ky = self.up_1d
+        bx = [self._dw(x, k[None, :]) for k in kx]  # along x: u x [N, C, Hp, Qx]
+        for ry in range(u):
+            for rx in range(u):
+                write(ry, rx, self._dw(bx[rx], ky[ry][:, None]))
+
+    def _up_backward(self, grads, out):
+        """The transpose of `_up` for the components' gradients grads[ry][rx], into out."""
+        u = self.up
+        if self._up_2d():
+            _sum_into((self._dw_t(grads[i // u][i % u], k) for i, k in enumerate(self.up_2d)), out)
+            return
+        kx, ky = self.up_1d
+        _sum_into((self._dw_t(_sum_into(self._dw_t(grads[ry][rx], ky[ry][:, None]) for ry in range(u)),
+                              kx[rx][None, :]) for rx in range(u)), out)
+
+    def _components(self, x, out, kept=None):
         n, c = x.shape[:2]
         u = self.up
-        phases = [self._activate_(self._dw(x, k.to(x.dtype))) for k in self.up_2d]
+        a = [[None] * u for _ in range(u)]
         if self.r == 1:
-            z = None
-            for a, k in zip(phases, self.down_phases.to(x.dtype)):
-                y = self._dw(a, k)
-                z = y if z is None else z.add_(y)
-            return z[:, :, : self.out_h, : self.out_w]
-        a = torch.stack(phases, dim=2).reshape(n, c * u * u, *phases[0].shape[2:])
-        a = F.pixel_shuffle(a, u).contiguous(memory_format=torch.channels_last)
-        return self._dw(a, self.down_full, stride=self.down)[:, :, : self.out_h, : self.out_w]
+            # Output = sum over components of small depthwise filters.
+            def write(ry, rx, t):
+                a[ry][rx] = self._activate(t)
 
-    def _separable(self, x):
-        n, c = x.shape[:2]
+            self._up(x, write)
+            _sum_into((self._dw(a[i // u][i % u], k) for i, k in enumerate(self.down_phases)), out)
+            if kept is not None:
+                kept.append(a)
+            return
+        # Components written interleaved, into the temporary grid (channels-last), which a
+        # strided depthwise convolution filters.
+        qy = x.shape[2] - self.up_1d[1].shape[1] + 1
+        qx = x.shape[3] - self.up_1d[0].shape[1] + 1
+        grid = x.new_empty(n, qy, u, qx, u, c)
+
+        def write(ry, rx, t):
+            self._activate(t, out=grid[:, :, ry, :, rx].permute(0, 3, 1, 2))
+
+        self._up(x, write)
+        grid = grid.reshape(n, qy * u, qx * u, c).permute(0, 3, 1, 2)
+        if kept is not None:
+            kept.append(grid)
+        z = self._dw(grid, self.down_full, stride=self.down)
+        out.copy_(z[:, :, : out.shape[2], : out.shape[3]])
+
+    def _components_backward(self, dz, out, kept):
+        u, c = self.up, dz.shape[1]
+        if self.r == 1:
+            (a,) = kept
+            g = [[self._activation_backward(self._dw_t(dz, self.down_phases[ry * u + rx]), a[ry][rx])
+                  for rx in range(u)] for ry in range(u)]
+        else:
+            (grid,) = kept
+            # The transpose of the strided convolution, then zeros for the samples it never read.
+            w = self._weight(c, self.down_full, dz.dtype)
+            ga = F.conv_transpose2d(dz, w, stride=self.down, groups=c)
+            ga = _pad(ga, 0, grid.shape[3] - ga.shape[3], 0, grid.shape[2] - ga.shape[2])
+            ga = self._activation_backward(ga, grid).permute(0, 2, 3, 1)
+            ga = ga.reshape(ga.shape[0], ga.shape[1] // u, u, ga.shape[2] // u, u, c)
+            g = [[ga[:, :, ry, :, rx].permute(0, 3, 1, 2) for rx in range(u)] for ry in range(u)]
+        self._up_backward(g, out)
+
+    def _separable(self, x, out, kept=None):
         u, r = self.up, self.r
-        kx, ky = (k.to(x.dtype) for k in self.up_1d)
-        dx, dy = (k.to(x.dtype) for k in self.down_1d)
-        bx = [self._dw(x, k[None, :]) for k in kx]  # along x: u x [N, C, Hp, Qx]
-        a = [[self._activate_(self._dw(bx[rx], ky[ry][:, None])) for rx in range(u)] for ry in range(u)]
-        out = []
+        dx, dy = self.down_1d
+        a = [[None] * u for _ in range(u)]
+
+        def write(ry, rx, t):
+            a[ry][rx] = self._activate(t)
+
+        self._up(x, write)
+        if kept is not None:
+            kept.append(a)
+        phases = _phase_views(out, r)
         for sy in range(r):
             for sx in range(r):
-                z = None
-                for ry in range(u):
-                    cx = None
-                    for rx in range(u):
-                        y = self._dw(a[ry][rx], dx[sx, rx][None, :])
-                        cx = y if cx is None else cx.add_(y)
-                    y = self._dw(cx, dy[sy, ry][:, None])
-                    z = y if z is None else z.add_(y)
-                out.append(z)
-        z = torch.stack(out, dim=2).reshape(n, c * r * r, *out[0].shape[2:])
-        return F.pixel_shuffle(z, r)[:, :, : self.out_h, : self.out_w]
+                rows = (self._dw(_sum_into(self._dw(a[ry][rx], dx[sx, rx][None, :]) for rx in range(u)),
+                                 dy[sy, ry][:, None]) for ry in range(u))
+                _sum_into(rows, phases[sy][sx])
+
+    def _separable_backward(self, dz, out, kept):
+        (a,) = kept
+        u, r = self.up, self.r
+        dx, dy = self.down_1d
+        dzs = _phase_views(dz, r)
+        g = [[None] * u for _ in range(u)]
+        for ry in range(u):
+            for sx in range(r):
+                h = _sum_into(self._dw_t(dzs[sy][sx], dy[sy, ry][:, None]) for sy in range(r))
+                for rx in range(u):
+                    y = self._dw_t(h, dx[sx, rx][None, :])
+                    g[ry][rx] = y if g[ry][rx] is None else g[ry][rx].add_(y)
+        g = [[self._activation_backward(g[ry][rx], a[ry][rx]) for rx in range(u)] for ry in range(u)]
+        self._up_backward(g, out)
+
+
+def _sum_into(terms, out=None):
+    """The sum of an iterator of fresh tensors, accumulated in the first, the last addition
+    written into `out` where given (a view of a larger output: no copy afterwards)."""
+    terms = iter(terms)
+    acc, nxt = next(terms), next(terms, None)
+    while nxt is not None:
+        following = next(terms, None)
+        if following is None and out is not None:
+            return torch.add(acc, nxt, out=out)
+        acc, nxt = acc.add_(nxt), following
+    return acc if out is None else out.copy_(acc)
+
+
+def _phase_views(t, r):
+    """views[sy][sx] = t[:, :, sy::r, sx::r] of a channels-last tensor whose sides are
+    multiples of r."""
+    n, c, h, w = t.shape
+    grid = t.permute(0, 2, 3, 1).unflatten(1, (h // r, r)).unflatten(3, (w // r, r))
+    return [[grid[:, :, sy, :, sx].permute(0, 3, 1, 2) for sx in range(r)] for sy in range(r)]
+
+
+class _FilteredLReLUFunction(torch.autograd.Function):
+    """A FilteredLReLUPlan with a hand-written backward pass (autograd would record every
+    slice, padding, activation and concatenation of the fast path, and keep them all)."""
+
+    @staticmethod
+    def forward(ctx, x, b, plan):
+        kept = []
+        out = plan.forward(x, b, kept)
+        ctx.plan, ctx.kept, ctx.x_shape, ctx.has_b = plan, kept, x.shape, b is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, dz):
+        dx = ctx.plan.backward(dz, ctx.kept, ctx.x_shape)
+        ctx.kept = None
+        db = dx.sum(dim=[0, 2, 3]) if ctx.has_b and ctx.needs_input_grad[1] else None
+        return dx, db, None
 
 
 def filtered_lrelu_ref(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=SQRT2, slope=0.2,

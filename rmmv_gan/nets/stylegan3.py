@@ -43,9 +43,9 @@ def design_lowpass_filter(numtaps, cutoff, width, fs, radial=False):
 def modulated_conv2d(x, w, s, demodulate=True, padding=0, input_gain=None, winograd=False):
     """StyleGAN3's modulated convolution (no noise, optional input gain).
 
-    winograd: 3 x 3 kernels of one sample on the CPU, when no gradient is recorded, go through
-    conv3x3_winograd, a quarter of the direct convolution's multiplies (CUDA libraries choose
-    such algorithms themselves).
+    winograd: 3 x 3 kernels of one sample on the CPU go through conv3x3_winograd, a quarter
+    of the direct convolution's multiplies, forward and backward (CUDA libraries choose such
+    algorithms themselves).
     """
     n, in_channels = x.shape[:2]
     out_channels, _, kh, kw = w.shape
@@ -55,10 +55,7 @@ def modulated_conv2d(x, w, s, demodulate=True, padding=0, input_gain=None, winog
         wm = wm * dcoefs.reshape(n, -1, 1, 1, 1)
     if input_gain is not None:
         wm = wm * input_gain  # a scalar: 1 / sqrt(magnitude_ema)
-    # (Inference only: the Winograd path writes into preallocated tiles, which autograd cannot
-    # follow; projection through a StyleGAN3 takes the direct path.)
-    recording = torch.is_grad_enabled() and (x.requires_grad or wm.requires_grad)
-    if winograd and not recording and n == 1 and (kh, kw) == (3, 3) and x.device.type == "cpu" and x.dtype == torch.float32:
+    if winograd and n == 1 and (kh, kw) == (3, 3) and x.device.type == "cpu" and x.dtype == torch.float32:
         return conv3x3_winograd(x, wm[0].to(x.dtype), padding=padding)
     x = x.reshape(1, -1, *x.shape[2:])
     x = torch.nn.functional.conv2d(x, wm.reshape(-1, in_channels, kh, kw).to(x.dtype), padding=padding, groups=n)

@@ -140,6 +140,27 @@ def mix(base: torch.Tensor, source: torch.Tensor, layers, blend=1.0) -> torch.Te
     return out
 
 
+def archetype_mix(base: torch.Tensor, preset: torch.Tensor, layers, strength=0.0,
+                  offset_from: torch.Tensor | None = None) -> torch.Tensor:
+    """An archetype's mix: the type into `base`, then `strength` of the whole preset character.
+
+    First the listed layers take the type: with `offset_from` None they are replaced by the
+    preset's (the article's mix); otherwise they are shifted by preset - offset_from (an
+    offset from a reference w, usually the model's average: whatever the preset shares with
+    the average, such as an average hair colour, leaves base's own untouched). Then every
+    layer moves toward the preset by `strength` in [0, 1]: 0 gives the type alone, 1 the
+    preset character itself.
+    """
+    layers = list(layers)
+    preset = preset.expand_as(base)  # one preset for a batch of bases
+    if offset_from is None:
+        typed = mix(base, preset, layers)
+    else:
+        typed = base.clone()
+        typed[..., layers, :] = base[..., layers, :] + (preset - offset_from)[..., layers, :]
+    return typed.lerp(preset, float(strength)) if strength else typed
+
+
 def map_seed(G, seed: int, psi=1.0, class_idx=None, truncation_cutoff=None) -> torch.Tensor:
     """The w ([num_ws, w_dim]) of a seed, as generate would compute it."""
     device = G.mapping.w_avg.device

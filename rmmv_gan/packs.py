@@ -33,6 +33,7 @@ from .sheets import SheetLayout
 MANIFEST = "pack.json"
 FORMAT = "rmmv-gan-pack"
 MODELS = ("sprite", "face")
+MIX_MODES = ("replace", "offset")
 NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}")  # whole names only: fullmatch
 # Output sizes in pixels: MV/MZ use 48 and 144; the bounds keep a typo from asking for
 # sheets of gigabytes.
@@ -92,6 +93,10 @@ class Mix:
 
     preset: str | None
     layers: list[int]
+    # "replace": the layers become the preset's (the article's mix); "offset": they are shifted
+    # by the preset's difference from the model's average w, so the base keeps its own
+    # traits where the preset is average (see latent.archetype_mix).
+    mode: str = "replace"
 
 
 @dataclass
@@ -100,6 +105,8 @@ class Archetype:
     sprite: Mix
     face: Mix
     psi: float
+    # Default of the request's strength: 0 = the type alone, 1 = the preset character itself.
+    strength: float = 0.0
 
 
 @dataclass
@@ -220,7 +227,10 @@ def _mix(data, groups, where) -> Mix:
     layers = _layers(data.get("layers", []), groups, f"{where}.layers")
     if layers and preset is None:
         _fail(f"{where}.preset", "missing (layers are given, but no preset to take them from)")
-    return Mix(preset, layers)
+    mode = _get(data, "mode", where, str, "replace")
+    if mode not in MIX_MODES:
+        _fail(f"{where}.mode", f"unknown mode {mode!r} (one of {', '.join(MIX_MODES)})")
+    return Mix(preset, layers, mode)
 
 
 def _size(data: dict, key: str, where: str, default: int, bounds: tuple[int, int]) -> int:
@@ -285,8 +295,9 @@ def parse_manifest(root: Path, data: dict) -> Pack:
         if not isinstance(a, dict):
             _fail(where, "must be an object")
         psi = _within(_get(a, "psi", where, float, 0.7), "psi", f"{where}.psi")
+        strength = _within(_get(a, "strength", where, float, 0.0), "strength", f"{where}.strength")
         archetypes[aname] = Archetype(aname, _mix(a.get("sprite"), sprite.layer_groups, f"{where}.sprite"),
-                                      _mix(a.get("face"), face.layer_groups, f"{where}.face"), psi)
+                                      _mix(a.get("face"), face.layer_groups, f"{where}.face"), psi, strength)
     if not archetypes:
         _fail("archetypes", "at least one archetype is needed")
     emotions = []

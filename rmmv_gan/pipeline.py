@@ -32,7 +32,7 @@ import torch
 
 from . import __version__
 from .game import MAX_NAME_LENGTH, AssetNameError, safe_asset_name
-from .latent import MAX_SEED, mix, to_uint8, truncate, z_from_seeds
+from .latent import MAX_SEED, archetype_mix, to_uint8, truncate, z_from_seeds
 from .packs import OpenPack, PackError
 from .pixel_art import pixel_art_sheet
 from .projector import ProjectionCancelled, ProjectionSettings, project
@@ -103,6 +103,7 @@ LIMITS = {
     "name": Limit("text", 1, MAX_NAME_LENGTH),
     "steps": Limit("integer", 0, 5000),  # 0: the encoder's face as it is (packs without one: see limits_for)
     "emotions": Limit("names", 1, 8),  # a face sheet holds 8
+    "strength": Limit("number", 0, 1),  # of the archetype: 0 = its type alone .. 1 = its preset character
 }
 
 
@@ -123,6 +124,7 @@ class CharacterRequest:
     name: str | None = None
     steps: int | None = None
     emotions: list | None = None
+    strength: float | None = None  # of the archetype: 0 = its type alone .. 1 = its preset character
 
     @classmethod
     def from_json(cls, body) -> "CharacterRequest":
@@ -158,7 +160,8 @@ class CharacterRequest:
                                f"(this pack has: {', '.join(pack.archetypes)})")
         limits = limits_for(pack)
         values = self.as_json() | {"archetype": archetype}
-        defaults = {"psi": lambda: pack.archetypes[archetype].psi, "steps": lambda: pack.projection_steps,
+        defaults = {"psi": lambda: pack.archetypes[archetype].psi,
+                    "strength": lambda: pack.archetypes[archetype].strength, "steps": lambda: pack.projection_steps,
                     "seed": lambda: int((rng or np.random.default_rng()).integers(limits["seed"].low,
                                                                                   limits["seed"].high + 1))}
         for key, default in defaults.items():
@@ -246,10 +249,13 @@ def face_w_from_sprite(opened: OpenPack, sheet: np.ndarray, seed: int = 0, steps
     return w
 
 
-def _mixed(w, presets, model, m):
-    if m.preset is None or not m.layers:
+def apply_mix(w, opened: OpenPack, model: str, m, strength=0.0):
+    """w [num_ws, w_dim] of `model` ("sprite" or "face") after the pack's mix `m` (an
+    archetype's or an emotion's) at `strength` (see latent.archetype_mix)."""
+    if m.preset is None:
         return w
-    return mix(w, presets[(model, m.preset)], m.layers)
+    offset_from = getattr(opened, model).mapping.w_avg if m.mode == "offset" else None
+    return archetype_mix(w, opened.presets[(model, m.preset)], m.layers, strength, offset_from)
 
 
 def make_characters(opened: OpenPack, requests, progress: Callable | None = None,
@@ -279,7 +285,7 @@ def make_characters(opened: OpenPack, requests, progress: Callable | None = None
         ws = []
         for i, r in enumerate(reqs):
             w = G_s.mapping(z[i : i + 1], None, truncation_psi=r.psi)[0]
-            ws.append(_mixed(w, opened.presets, "sprite", pack.archetypes[r.archetype].sprite))
+            ws.append(apply_mix(w, opened, "sprite", pack.archetypes[r.archetype].sprite, r.strength))
         natives = to_uint8(G_s.synthesis(torch.stack(ws), noise_mode="const"))[..., :3]
     for tm in timings:
         tm["sprite"] = (time.perf_counter() - t) / n
@@ -308,13 +314,13 @@ def make_characters(opened: OpenPack, requests, progress: Callable | None = None
         projected = face_w_from_sprite(opened, natives[i], seed=r.seed, steps=r.steps, progress=projection_progress,
                                        cancel=cancel)
         # 6. The archetype's face layers.
-        face_w = _mixed(projected, opened.presets, "face", arch.face)
+        face_w = apply_mix(projected, opened, "face", arch.face, r.strength)
         timings[i]["face"] = time.perf_counter() - t
 
         # 7-8. Emotions and the face sheet.
         t = time.perf_counter()
         report("faces", i / n)
-        emotion_ws = [_mixed(face_w, opened.presets, "face", e.face) for e in pack.select_emotions(r.emotions)]
+        emotion_ws = [apply_mix(face_w, opened, "face", e.face) for e in pack.select_emotions(r.emotions)]
         with torch.no_grad():
             faces = list(to_uint8(G_f.synthesis(torch.stack(emotion_ws), noise_mode="const"))[..., :3])
         if pack.face_transparent:
@@ -322,7 +328,7 @@ def make_characters(opened: OpenPack, requests, progress: Callable | None = None
         sheet = face_sheet(faces, pack.face_size)
         timings[i]["faces"] = time.perf_counter() - t
         meta = {
-            "name": r.name, "seed": r.seed, "psi": r.psi, "archetype": r.archetype, "steps": r.steps,
+            "name": r.name, "seed": r.seed, "psi": r.psi, "archetype": r.archetype, "strength": r.strength, "steps": r.steps,
             "emotions": r.emotions, "pack": pack.name, "pack_hash": opened.content_hash,
             "rmmv_gan_version": __version__, "timings": {k: round(v, 4) for k, v in timings[i].items()},
         }

@@ -158,6 +158,17 @@ def portrait_controls(extra: np.ndarray) -> tuple[int, float]:
     return expression, turn
 
 
+def portrait_latent(v, expression: int = 0, turn: float = 0.0) -> np.ndarray:
+    """The face model's z for renderer vector(s) v [..., PORTRAIT_DIM]: v and the two extra
+    components that portrait_controls reads back as this expression index and turn."""
+    from statistics import NormalDist
+
+    ppf = NormalDist().inv_cdf
+    v = np.asarray(v, np.float32)
+    extra = np.array([ppf((expression + 0.5) / 8), ppf((turn + 1) / 2)], np.float32)
+    return np.concatenate([v, np.broadcast_to(extra, v.shape[:-1] + (2,))], -1)
+
+
 class FolderData:
     """Characters sliced from the MV sheets in a folder, composited on white, at the canvas size."""
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rmmv_gan import load_generator
-from rmmv_gan.latent import load_w, map_seed, mix, parse_layers, resolve_w, save_w, truncate
+from rmmv_gan.latent import archetype_mix, load_w, map_seed, mix, parse_layers, resolve_w, save_w, truncate
 
 from conftest import golden_dir
 
@@ -57,6 +57,22 @@ def test_blend_interpolates_only_the_listed_layers():
 def test_per_layer_blend_weights():
     out = mix(torch.zeros(8, 4), torch.ones(8, 4), [1, 3], blend={1: 0.5, 3: 1.0})
     assert out[1, 0] == 0.5 and out[3, 0] == 1.0 and out[0, 0] == 0
+
+
+def test_an_offset_archetype_shifts_its_layers_by_the_presets_difference_from_the_reference():
+    base, preset, ref = torch.randn(6, 4), torch.randn(6, 4), torch.randn(4)
+    out = archetype_mix(base, preset, [1, 2], offset_from=ref)
+    assert torch.allclose(out[[1, 2]], base[[1, 2]] + preset[[1, 2]] - ref)
+    assert torch.equal(out[[0, 3, 4, 5]], base[[0, 3, 4, 5]])
+    assert torch.equal(archetype_mix(base, ref.expand(6, 4), [1, 2], offset_from=ref), base)  # an average type changes nothing
+
+
+def test_archetype_strength_runs_from_the_type_alone_to_the_preset_character():
+    base, preset = torch.randn(2, 6, 4), torch.randn(6, 4)
+    typed = mix(base, preset[None].expand(2, 6, 4), [1, 2])
+    assert torch.equal(archetype_mix(base, preset, [1, 2], strength=0), typed)
+    assert torch.allclose(archetype_mix(base, preset, [1, 2], strength=1), preset.expand(2, 6, 4))
+    assert torch.allclose(archetype_mix(base, preset, [1, 2], strength=0.25), typed.lerp(preset.expand(2, 6, 4), 0.25))
 
 
 def test_official_projector_file_loads(tmp_path):

@@ -61,10 +61,22 @@ def test_presets_resolve_and_mix_layers_by_group_name(pack_copy):
     assert opened.presets[("sprite", "hero")].shape == (16, 64)
 
 
+def test_an_archetype_reads_its_strength_and_mix_mode(pack_copy):
+    edit(pack_copy, lambda m: m["archetypes"].update(
+        hero={"strength": 0.3, "sprite": {"preset": "hero", "layers": "fine", "mode": "offset"}}))
+    hero = load_pack(pack_copy).archetypes["hero"]
+    assert (hero.strength, hero.sprite.mode, hero.face.mode) == (0.3, "offset", "replace")
+    assert load_pack(pack_copy).archetypes["default"].strength == 0.0  # the article's mix, unchanged
+
+
 @pytest.mark.parametrize("change,field", [
     (lambda m: m["sprite"].update(file="missing.safetensors"), "sprite.file"),
     (lambda m: m["archetypes"]["default"].update(face={"preset": "nobody", "layers": [1]}), "archetypes.default.face.preset"),
     (lambda m: m["archetypes"]["default"].update(psi=3), "archetypes.default.psi"),
+    (lambda m: m["archetypes"]["default"].update(strength=1.5), "archetypes.default.strength"),
+    (lambda m: m["archetypes"]["default"].update(strength="0.5"), "archetypes.default.strength"),
+    (lambda m: m["archetypes"]["default"].update(sprite={"preset": "hero", "layers": [1], "mode": "add"}),
+     "archetypes.default.sprite.mode"),
     (lambda m: m["archetypes"]["default"].update(sprite={"preset": "hero", "layers": "hair"}), "archetypes.default.sprite.layers"),
     (lambda m: m["face"].update(head_box=[0, 0, 50, 50]), "face.head_box"),
     (lambda m: m.update(emotions=[]), "emotions"),

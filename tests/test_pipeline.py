@@ -34,6 +34,14 @@ def test_archetype_and_emotion_layers_are_mixed_in(opened):
     assert np.allclose(c.emotion_ws[1], mix(c.face_w, opened.presets[("face", "smile")], [6]))
 
 
+def test_full_strength_gives_the_preset_character_and_is_recorded(opened):
+    c = make_character(opened, CharacterRequest(archetype="hero", seed=5, strength=1))
+    assert np.allclose(c.sprite_w, opened.presets[("sprite", "hero")])
+    assert np.allclose(c.face_w, opened.presets[("face", "hero")])
+    assert c.metadata["strength"] == 1.0
+    assert make_character(opened, CharacterRequest(archetype="hero", seed=5)).metadata["strength"] == 0.0
+
+
 def test_projection_psi_pulls_the_projected_face_toward_the_average(pack_dir, tmp_path):
     import dataclasses
 
@@ -103,7 +111,8 @@ def test_palette_on_redraws_the_walk_sheet_in_its_own_timed_stage(pack_dir):
     (CharacterRequest(psi=True), "psi"), (CharacterRequest(psi="0.5"), "psi"), (CharacterRequest(seed=-1), "seed"),
     (CharacterRequest(seed=2**32), "seed"), (CharacterRequest(steps=0), "steps"), (CharacterRequest(steps=5001), "steps"),
     (CharacterRequest(name="../x"), "name"), (CharacterRequest(name="CON"), "name"),
-    (CharacterRequest(emotions=["furious"]), "emotions"),
+    (CharacterRequest(emotions=["furious"]), "emotions"), (CharacterRequest(strength=1.5), "strength"),
+    (CharacterRequest(strength=True), "strength"), (CharacterRequest(strength=float("nan")), "strength"),
 ])
 def test_bad_requests_name_the_field(opened, request_, field):
     with pytest.raises(RequestError, match=f"^{field}"):

@@ -3,12 +3,14 @@ rmmv_gan/packs/default comes from this script (see docs/default-pack.md).
 
     python tools/build_default_pack.py --sprite-run runs/sprite --face-run runs/portrait \
         --out rmmv_gan/packs/default --steps 200 --probes docs/images
+    python tools/build_default_pack.py --out rmmv_gan/packs/default --archetypes-only
 
 1. The models: G_ema and D of each run's checkpoint, stored as float16.
-2. Archetype presets, the way the source article made its presets: the procedural artist
-   draws a character from a chosen latent vector (a sprite sheet and the portrait of the same
-   character, since components 0-20 mean the same in both renderers), and each drawing is
-   projected into its model.
+2. Archetype presets: the type, not one character. Both models take the procedural artist's
+   vector as z (the face model with an expression and a turn component), so many drawings of
+   the type (its traits fixed, all else random) are mapped and averaged in W. The pack mixes
+   them as offsets from the average w, so the seed keeps its hair, skin and colours.
+   `--archetypes-only` remakes just these from the models in --out (after retraining).
 3. Emotion presets: the face run's learned expression ws (TrainConfig.expression_layers: the
    ws the face model was trained to take the expression from), at the expression layers of
    the average w. A run without them: the same (median) person drawn with each expression and
@@ -16,8 +18,8 @@ rmmv_gan/packs/default comes from this script (see docs/default-pack.md).
 4. The sprite-to-face encoder (`--encoder`, from `rmmv-gan train-encoder`), copied in.
 5. The manifest, with the layer groups; and probe grids of both models for the docs.
 
-`--keep-sprite` keeps the pack's sprite model and sprite presets (when only the face side is
-retrained, or the sprite run's checkpoint is gone).
+`--keep-sprite` keeps the pack's sprite model (when only the face side is retrained, or the
+sprite run's checkpoint is gone); its archetype presets are remade from it, the same files.
 """
 
 from __future__ import annotations
@@ -27,44 +29,84 @@ import json
 import shutil
 import time
 from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
 import torch
 from PIL import Image
 
 from rmmv_gan import procedural
+from rmmv_gan.procedural.archetypes import ARCHETYPES, with_traits
 from rmmv_gan.latent import map_seed, save_w
 from rmmv_gan.models import load_generator
 from rmmv_gan.probe import probe_grid
 from rmmv_gan.projector import ProjectionSettings, project
-from rmmv_gan.train import TrainConfig, Trainer
+from rmmv_gan.train import TrainConfig, Trainer, portrait_latent
 
-PPF = NormalDist().inv_cdf
-
-# Latent components (docs/procedural.md) at the quantile that selects a trait.
-ARCHETYPES = {
-    "heroine": {4: 0.32, 6: 0.89, 2: 0.85, 7: 0.05, 8: 0.8, 17: 0.2, 18: 0.1, 0: 0.3},  # long hair, dress
-    "villain": {6: 0.45, 17: 0.82, 9: 0.05, 18: 0.7, 7: 0.75, 2: 0.05, 0: 0.2},  # dark hooded robe, cape
-    "knight": {6: 0.67, 4: 0.1, 18: 0.9, 15: 0.2, 17: 0.2, 2: 0.4, 0: 0.6},  # armour, short hair, pauldrons
-    "mage": {6: 0.45, 17: 0.7, 7: 0.62, 8: 0.7, 4: 0.5, 1: 0.9, 0: 0.5},  # robe, hat, blue cloth
-}
+# Archetype presets (the types: procedural.archetypes.ARCHETYPES): how many drawings of a type
+# are averaged, and how far the preset lies from the average w along the type's direction
+# (above 1 makes the type read at 16 px; 2.5 blurred some heroines).
+TYPE_DRAWINGS = 512
+TYPE_GAIN = 2.0
+# The archetype mix (see latent.archetype_mix): the type's layers are shifted by the preset's
+# difference from the model's average w, then the whole w moves toward the preset by strength.
+TYPE_LAYERS = {"sprite": "type", "face": "type"}
+DEFAULT_STRENGTH = 0.0
+# Truncation of the seeds: the article's 0.6 halves the hair, skin and cloth colours' spread.
+ARCHETYPE_PSI = 0.9
 
 PACK_LAYERS = {
     # Chosen from the probe grids (docs/images/probe_*.png); see docs/default-pack.md.
     # Mixing layers 7-9 carries a palette over cleanly; a middle band (4-6) hardly shows and
     # 6-8 gives mottled cloth, since style mixing only ever trained suffixes of the layers.
-    "sprite": {"shape": [0, 1, 2, 3], "detail": [4, 5, 6], "colours": [7, 8, 9]},
+    "sprite": {"shape": [0, 1, 2, 3], "detail": [4, 5, 6], "colours": [7, 8, 9],
+               # Archetypes shift all layers by the type's offset: the type shapes the outfit in
+               # 0-5 and, in this model, colours it in 6-9 (dresses come out magenta); the
+               # offset of a type leaves hair and skin at the seed's (docs/default-pack.md).
+               "type": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]},
     # Expression: the layers the face model was trained to take the expression from alone.
-    "face": {"shape": [0], "look": [1], "expression": [2, 3, 4], "colours": [5, 6, 7]},
+    "face": {"shape": [0], "look": [1], "expression": [2, 3, 4], "colours": [5, 6, 7], "type": [0, 1]},
 }
 
 
-def vector(traits: dict, dim: int) -> np.ndarray:
-    v = np.zeros(dim, np.float32)
-    for i, q in traits.items():
-        v[i] = PPF(q)
-    return v
+@torch.no_grad()
+def type_preset(G, traits: dict, face=False, n=TYPE_DRAWINGS, gain=TYPE_GAIN, seed=0) -> torch.Tensor:
+    """The w of a type: n drawings that share the traits (everything else random), mapped into
+    G (whose z is the renderer's vector; the face model's neutral and looking ahead) and
+    averaged in W, then moved `gain` times as far from the average w. Averaging keeps what the
+    drawings share (the type) and leaves the rest (hair, skin, colours) at the average, so an
+    offset mix of it changes the type and not the person."""
+    vs = with_traits(np.random.RandomState(seed).randn(n, procedural.SPRITE_DIM), traits)
+    z = portrait_latent(vs[:, : procedural.PORTRAIT_DIM]) if face else vs
+    w = G.mapping(torch.from_numpy(z).float(), None).mean(0)
+    return G.mapping.w_avg.lerp(w, gain)
+
+
+def make_archetype_presets(G_s, G_f, out: Path) -> None:
+    """presets/{sprite,face}/<archetype>.npy for every archetype, from the current models."""
+    for name, traits in ARCHETYPES.items():
+        save_w(out / "presets" / "sprite" / f"{name}.npy", type_preset(G_s, traits))
+        save_w(out / "presets" / "face" / f"{name}.npy", type_preset(G_f, traits, face=True))
+        print(f"archetype {name}: presets from {TYPE_DRAWINGS} drawings")
+
+
+def archetype_manifest() -> dict:
+    return {name: {"psi": ARCHETYPE_PSI, "strength": DEFAULT_STRENGTH,
+                   "sprite": {"preset": name, "layers": TYPE_LAYERS["sprite"], "mode": "offset"},
+                   "face": {"preset": name, "layers": TYPE_LAYERS["face"], "mode": "offset"}}
+            for name in ARCHETYPES}
+
+
+def remake_archetypes(pack: Path) -> None:
+    """Only the archetype presets and the manifest's archetypes and layer groups, from the
+    models already in `pack` (e.g. after retraining the face model)."""
+    manifest = json.loads((pack / "pack.json").read_text(encoding="utf-8"))
+    G_s = load_generator(pack / manifest["sprite"]["file"])
+    G_f = load_generator(pack / manifest["face"]["file"])
+    make_archetype_presets(G_s, G_f, pack)
+    for model in ("sprite", "face"):
+        manifest[model]["layer_groups"] = PACK_LAYERS[model]
+    manifest["archetypes"] = archetype_manifest()
+    (pack / "pack.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 def export_run(run: Path, dst: Path) -> Trainer:
@@ -98,16 +140,25 @@ def to_target(img: np.ndarray) -> torch.Tensor:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sprite-run", type=Path, default=None)
+    ap.add_argument("--sprite-run", type=Path, default=None, help="training run of the sprite model (its checkpoint.pt)")
     ap.add_argument("--keep-sprite", action="store_true", help="keep OUT's sprite model and sprite presets")
     ap.add_argument("--encoder", type=Path, default=None, help="encoder.safetensors from rmmv-gan train-encoder")
-    ap.add_argument("--face-run", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--face-run", type=Path, help="training run of the face model")
+    ap.add_argument("--out", type=Path, required=True, help="the pack folder to write")
+    ap.add_argument("--steps", type=int, default=200, help="projection steps of emotion presets the run has not learned")
     ap.add_argument("--probes", type=Path, default=None, help="folder for probe_sprite.png and probe_face.png")
+    ap.add_argument("--archetypes-only", action="store_true",
+                    help="remake only the archetype presets (and the manifest's archetypes and layer "
+                         "groups) from the models already in --out; no runs needed")
     args = ap.parse_args()
     t0 = time.perf_counter()
     out = args.out
+    if args.archetypes_only:
+        remake_archetypes(out)
+        print(f"archetypes of {out} remade in {time.perf_counter() - t0:.0f} s")
+        return
+    if args.face_run is None:
+        ap.error("--face-run is needed (or --archetypes-only)")
     (out / "presets" / "sprite").mkdir(parents=True, exist_ok=True)
     (out / "presets" / "face").mkdir(parents=True, exist_ok=True)
     if not args.keep_sprite:
@@ -116,16 +167,8 @@ def main():
         export_run(args.sprite_run, out / "sprite.safetensors")
     face_trainer = export_run(args.face_run, out / "face.safetensors")
     G_s, G_f = load_generator(out / "sprite.safetensors"), load_generator(out / "face.safetensors")
-    settings = ProjectionSettings(steps=args.steps, loss="pixel", optimize_noise=False)
 
-    for name, traits in ARCHETYPES.items():
-        v = vector(traits, procedural.SPRITE_DIM)
-        sprite_target = to_target(procedural.sprite_from_vector(v))
-        face_target = to_target(procedural.portrait_from_vector(v[: procedural.PORTRAIT_DIM]))
-        if not args.keep_sprite:
-            save_w(out / "presets" / "sprite" / f"{name}.npy", project(G_s, sprite_target, settings).ws[0])
-        save_w(out / "presets" / "face" / f"{name}.npy", project(G_f, face_target, settings).ws[0])
-        print(f"archetype {name}: presets projected ({time.perf_counter() - t0:.0f} s)")
+    make_archetype_presets(G_s, G_f, out)
 
     # In W+: the face model's expression layers take their own w (TrainConfig.expression_layers),
     # which a single w for all layers cannot give.
@@ -153,11 +196,7 @@ def main():
                  # Hair top to shoulders of the 16-px frame: the part a portrait shows.
                  "head_box": [2, 0, 12, 12], "layer_groups": PACK_LAYERS["face"], "transparent": True,
                  **({"encoder": "encoder.safetensors"} if args.encoder is not None else {})},
-        "archetypes": {
-            name: {"psi": 0.6, "sprite": {"preset": name, "layers": "colours"},
-                   "face": {"preset": name, "layers": "look"}}
-            for name in ARCHETYPES
-        },
+        "archetypes": archetype_manifest(),
         # Neutral is a mix too: the projected head may wear any expression.
         "emotions": [{"name": e, "preset": e, "layers": "expression"} for e in procedural.EXPRESSIONS],
         # With the encoder its face is used as it is (steps 0); a request may ask for refinement.

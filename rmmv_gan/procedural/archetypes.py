@@ -1,0 +1,40 @@
+"""The character types of the default pack, as traits of the renderers' latent vector.
+
+An archetype is the type, not one character: the outfit, headwear, body wear and build, and
+in the portrait the kind of face (chin, eye shape and size, brows, hair ornament). Hair, skin,
+eye and cloth colours and the hair style are not in it: they belong to each seed.
+Each trait is a latent component (docs/procedural.md) and the quantile of the normal
+distribution that selects it.
+"""
+
+from __future__ import annotations
+
+from statistics import NormalDist
+
+import numpy as np
+
+__all__ = ["ARCHETYPES", "with_traits"]
+
+ARCHETYPES = {
+    "heroine": {6: 0.89, 17: 0.94, 18: 0.1, 20: 0.2,             # dress, headband, slight
+                22: 0.15, 23: 0.2, 24: 0.92, 31: 0.12, 30: 0.63},  # round face, big round eyes, fine brows, ribbon
+    "villain": {6: 0.15, 17: 0.82, 18: 0.7,                       # tunic under a hood and cape
+                22: 0.92, 23: 0.6, 24: 0.1, 31: 0.88},            # sharp chin, small sharp eyes, heavy brows
+    "knight": {6: 0.67, 17: 0.2, 18: 0.9, 20: 0.9,               # armour, bare head, shoulder pads, broad
+               22: 0.55, 23: 0.2, 24: 0.45, 31: 0.97, 25: 0.92},  # oval face, thick brows, wide face
+    "mage": {6: 0.45, 17: 0.7, 18: 0.45,                          # robe, hat, belt
+             22: 0.5, 23: 0.9, 24: 0.7, 31: 0.3, 30: 0.8},        # droopy eyes, hair clip
+}
+
+_PPF = NormalDist().inv_cdf
+
+
+def with_traits(vectors, traits: dict) -> np.ndarray:
+    """Latent vectors ([dim] or [N, dim]) with the listed components set to the traits'
+    quantiles (components beyond the vectors' length are ignored): the same characters,
+    drawn as the type."""
+    vs = np.array(vectors, np.float32)
+    for i, q in traits.items():
+        if i < vs.shape[-1]:
+            vs[..., i] = _PPF(q)
+    return vs

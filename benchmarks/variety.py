@@ -6,14 +6,17 @@ archetype strength at its extremes (issue 20).
 
 Variety of a set of characters: the mean, over all pairs, of the mean absolute RGB difference
 (0-255) between two pictures after area-downsampling: the neutral face cell (faceIndex 0) at
-18 x 18, the standing facing-down frame of the walk sheet at its native 16 x 16 (the game's
+18 x 18 (a bust cut out onto transparency is put back on white), the standing facing-down frame of the walk sheet at its native 16 x 16 (the game's
 48-px frame divided by 3). Each archetype draws its own seeds (archetype k: seeds
 start + 16k ...), so "between archetypes" compares different seeds of different archetypes and
-"within" different seeds of one archetype.
+"within" different seeds of one archetype. The whole pipeline (its face step included) runs at
+the pack's defaults; at the strength extremes the sprites are made the pipeline's way
+(mapping, archetype mix, synthesis) and the faces only from the vectors (below), since
+without a face encoder each pipeline face costs a projection.
 
-Reference rows: the procedural renderer (the seeds' vectors drawn), the sprite model at psi
-0.6 with no archetype, and the face model's own face of each seed's vector (z = [vector,
-neutral, looking ahead]) at psi 0.6. The column "face from vector" does the same with the
+Reference rows: the procedural renderer (the seeds' vectors drawn), the sprite model with no
+archetype, and the face model's own face of each seed's vector (z = [vector, neutral,
+looking ahead]), at psi 0.6 (the article's) and at the default archetype's psi. The column "face from vector" does the same with the
 archetype's face mix and the neutral emotion applied: the faces a perfect sprite-to-face step
 would give, so it measures the archetype mix alone, whatever the pipeline's face step does.
 """
@@ -45,8 +48,13 @@ FRAME_SIZE = (16, 16)
 
 
 def small(img: np.ndarray, size) -> np.ndarray:
-    """RGB, area-downsampled to size (w, h), as float."""
-    return np.asarray(Image.fromarray(np.ascontiguousarray(img[..., :3])).resize(size, Image.BOX), np.float32)
+    """RGB (RGBA: over white, as the face's background was), area-downsampled to size (w, h), as float."""
+    rgb = img[..., :3].astype(np.float32)
+    if img.shape[-1] == 4:
+        a = img[..., 3:].astype(np.float32) / 255
+        rgb = rgb * a + 255 * (1 - a)
+    rgb = np.ascontiguousarray(rgb.round().astype(np.uint8))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.BOX), np.float32)
 
 
 def variety(imgs, size) -> float:
@@ -83,7 +91,7 @@ def main(argv=None):
     ap.add_argument("--start", type=int, default=0, help="first seed")
     ap.add_argument("--steps", type=int, default=None, help="projection steps (default: the pack's)")
     ap.add_argument("--no-pipeline-faces", action="store_true",
-                    help="sprites and faces-from-vector only: skip the pipeline's face step (fast)")
+                    help="skip the pipeline's face step at the defaults too (fast without a face encoder)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     opened = open_pack(args.pack)
@@ -98,20 +106,26 @@ def main(argv=None):
     vs = [np.random.RandomState(s).randn(procedural.SPRITE_DIM) for s in all_seeds]
     print(f"| renderer (the seeds' vectors) | {variety([procedural.portrait_from_vector(v) for v in vs], FACE_SIZE):.1f} "
           f"| - | {variety([idle_frame(procedural.sprite_from_vector(v), pack.layout) for v in vs], FRAME_SIZE):.1f} |")
-    with torch.no_grad():
-        z = z_from_seeds(all_seeds, opened.sprite.z_dim).float()
-        own = to_uint8(opened.sprite(z, None, truncation_psi=0.6, noise_mode="const"))[..., :3]
-    print(f"| models at psi 0.6, no archetype | - | {variety(faces_from_vectors(opened, all_seeds), FACE_SIZE):.1f} "
-          f"| {variety([idle_frame(i, pack.layout) for i in own], FRAME_SIZE):.1f} |")
+    for psi in sorted({0.6, pack.archetypes[pack.default_archetype].psi}):
+        with torch.no_grad():
+            z = z_from_seeds(all_seeds, opened.sprite.z_dim).float()
+            own = to_uint8(opened.sprite(z, None, truncation_psi=psi, noise_mode="const"))[..., :3]
+        print(f"| models at psi {psi:g}, no archetype | - | {variety(faces_from_vectors(opened, all_seeds, psi=psi), FACE_SIZE):.1f} "
+              f"| {variety([idle_frame(i, pack.layout) for i in own], FRAME_SIZE):.1f} |")
 
     settings = [("defaults", None), ("strength 0", 0.0), ("strength 1", 1.0)]
-    summary = {}
+    summary, done = {}, {}
     for label, strength in settings:
         groups_face, groups_vec, groups_sprite = [], [], []
-        for a in names:
-            st = pack.archetypes[a].strength if strength is None else strength
+        strengths = tuple(pack.archetypes[a].strength if strength is None else strength for a in names)
+        if strengths in done:  # the same characters as an earlier setting (a default at an extreme)
+            summary[label] = summary[done[strengths]]
+            print(f"| all, {label} | as {done[strengths]} | | |")
+            continue
+        done[strengths] = label
+        for a, st in zip(names, strengths):
             vec = faces_from_vectors(opened, seeds[a], a, st, psi=pack.archetypes[a].psi)
-            if args.no_pipeline_faces:
+            if args.no_pipeline_faces or strength is not None:
                 with torch.no_grad():
                     zs = z_from_seeds(seeds[a], opened.sprite.z_dim).float()
                     ws = opened.sprite.mapping(zs, None, truncation_psi=pack.archetypes[a].psi)
@@ -136,7 +150,7 @@ def main(argv=None):
     for label, _ in settings:
         groups_face, groups_vec, groups_sprite = summary[label]
         rows = [("face from vector", groups_vec, FACE_SIZE), ("sprite", groups_sprite, FRAME_SIZE)]
-        if not args.no_pipeline_faces:
+        if groups_face[0] is not None:
             rows.insert(0, ("face", groups_face, FACE_SIZE))
         for what, groups, size in rows:
             within = float(np.mean([variety(g, size) for g in groups]))

@@ -28,8 +28,10 @@
  *   RmmvGan generate [archetype] [psi] [name] [event=this|N] [seed=N]
  *   RmmvGan preview NAME        show a saved character
  *   RmmvGan open                open the Generate NPC scene
- * Arguments can also be given as key=value in any order:
- *   RmmvGan generate archetype=villain psi=0.6 name=Moss event=3
+ * Arguments can also be given as key=value in any order, and strength only so:
+ *   RmmvGan generate archetype=villain psi=0.6 name=Moss event=3 strength=0.2
+ * strength (0-1): 0 the archetype's type alone, each seed its own person; 1 the
+ * archetype's own character for every seed. Empty: the archetype's default.
  *
  * MZ: the plugin commands "Generate a character", "Preview a character" and
  * "Open the Generate NPC scene" take the same arguments.
@@ -171,6 +173,12 @@
  * @arg psi
  * @text Psi
  * @desc Truncation psi (range: the daemon's). Empty: the default.
+ * @type string
+ * @default
+ *
+ * @arg strength
+ * @text Archetype strength
+ * @desc 0: the type alone, each seed its own person; 1: the archetype's own character. Empty: the archetype's.
  * @type string
  * @default
  *
@@ -760,7 +768,7 @@ var RmmvGan = (function() {
         try { fs.mkdirSync(dir); } catch (e) { if (!fs.existsSync(dir)) throw e; }
     }
 
-    // opts: {archetype, psi, seed, name} (missing or null: the defaults)
+    // opts: {archetype, psi, strength, seed, name} (missing or null: the defaults)
     function requestBody(opts) {
         opts = opts || {};
         var body = {};
@@ -768,6 +776,7 @@ var RmmvGan = (function() {
         if (archetype) body.archetype = archetype;
         var psi = opts.psi !== undefined && opts.psi !== null ? opts.psi : params.defaultPsi;
         if (psi !== null && psi !== undefined) body.psi = psi;
+        if (opts.strength !== undefined && opts.strength !== null) body.strength = opts.strength;
         if (opts.seed !== undefined && opts.seed !== null) body.seed = opts.seed;
         if (opts.name) body.name = opts.name;
         if (params.steps > 0) body.steps = params.steps;
@@ -829,7 +838,7 @@ var RmmvGan = (function() {
     }
 
     // MV arguments: positional [archetype] [psi] [name], or key=value for any of archetype, psi,
-    // name, seed, event. Returns {opts} or {error}.
+    // strength, name, seed, event. Returns {opts} or {error}.
     function parseGenerateArgs(tokens) {
         var raw = {};
         var order = ['archetype', 'psi', 'name'];
@@ -849,17 +858,17 @@ var RmmvGan = (function() {
     }
 
     function checkArgs(raw) {
-        var opts = {archetype: null, psi: null, name: null, seed: null, event: 0};
+        var opts = {archetype: null, psi: null, strength: null, name: null, seed: null, event: 0};
         for (var key in raw) {
             var v = raw[key];
-            if (['archetype', 'psi', 'name', 'seed', 'event'].indexOf(key) < 0) {
+            if (['archetype', 'psi', 'strength', 'name', 'seed', 'event'].indexOf(key) < 0) {
                 return {error: 'RmmvGan generate: unknown argument "' + key + '"'};
             }
             if (blank(v)) continue;
             v = String(v).trim();
-            if (key === 'psi') {
-                if (!/^-?\d+(\.\d+)?$|^-?\.\d+$/.test(v)) return {error: 'RmmvGan generate: psi must be a number, not "' + v + '"'};
-                opts.psi = Number(v);
+            if (key === 'psi' || key === 'strength') {
+                if (!/^-?\d+(\.\d+)?$|^-?\.\d+$/.test(v)) return {error: 'RmmvGan generate: ' + key + ' must be a number, not "' + v + '"'};
+                opts[key] = Number(v);
             } else if (key === 'seed') {
                 if (!/^\d+$/.test(v)) return {error: 'RmmvGan generate: seed must be a whole number, not "' + v + '"'};
                 opts.seed = Number(v);
@@ -971,8 +980,8 @@ var RmmvGan = (function() {
 
     if (IS_MZ && PluginManager.registerCommand) {
         PluginManager.registerCommand(PLUGIN, 'generate', function(args) {
-            this.rmmvGanGenerate(checkArgs({archetype: args.archetype, psi: args.psi, name: args.name,
-                seed: args.seed, event: args.event}));
+            this.rmmvGanGenerate(checkArgs({archetype: args.archetype, psi: args.psi, strength: args.strength,
+                name: args.name, seed: args.seed, event: args.event}));
         });
         PluginManager.registerCommand(PLUGIN, 'preview', function(args) {
             openScene(String(args.name || '').replace(/^\$/, ''));

@@ -386,6 +386,9 @@ def _number(text, what, kind):
               help="Model pack folder (default: the embedded default pack).")
 @click.option("--archetype", default=None, help="Archetype from the pack (default: the pack's).")
 @click.option("--psi", default=None, help="Truncation psi (default: the archetype's).")
+@click.option("--strength", default=None,
+              help="How much of the archetype, 0-1: 0 its type alone (outfit, kind of face; each seed keeps "
+                   "its own person), 1 its preset character for every seed (default: the archetype's).")
 @click.option("--seed", default=None, help="Seed (default: random, recorded in the metadata).")
 @click.option("--count", default="1", show_default=True, help="How many characters (names numbered).")
 @click.option("--name", default=None, help="Asset name (default: ARCHETYPE_SEED).")
@@ -397,8 +400,8 @@ def _number(text, what, kind):
 @click.option("--preview", is_flag=True, help="Also a walk-cycle GIF beside the metadata.")
 @click.option("--overwrite", is_flag=True, help="Replace files that exist (default: refuse).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def export(project, out_dir, pack_dir, archetype, psi, seed, count, name, steps, emotions, combined, preview,
-           overwrite, device):
+def export(project, out_dir, pack_dir, archetype, psi, strength, seed, count, name, steps, emotions, combined,
+           preview, overwrite, device):
     """Make characters with a model pack and write them as ready-to-use RPG Maker files."""
     import numpy as np
 
@@ -421,6 +424,7 @@ def export(project, out_dir, pack_dir, archetype, psi, seed, count, name, steps,
     if not 1 <= n <= 100:
         raise UserError(f"--count {n}: give 1 to 100")
     psi_v, seed_v, steps_v = _number(psi, "--psi", float), _number(seed, "--seed", int), _number(steps, "--steps", int)
+    strength_v = _number(strength, "--strength", float)
     opened = _open_pack(pack_dir, device)
     emotion_list = [e.strip() for e in emotions.split(",")] if emotions else None
     rng = np.random.default_rng()
@@ -428,7 +432,7 @@ def export(project, out_dir, pack_dir, archetype, psi, seed, count, name, steps,
     for i in range(n):
         req = CharacterRequest(archetype=archetype, psi=psi_v, seed=None if seed_v is None else seed_v + i,
                                name=name if n == 1 else (f"{name}_{i + 1}" if name else None),
-                               steps=steps_v, emotions=emotion_list)
+                               steps=steps_v, emotions=emotion_list, strength=strength_v)
         try:
             requests.append(req.resolved(opened.pack, rng))
         except RequestError as exc:
@@ -459,6 +463,7 @@ def export(project, out_dir, pack_dir, archetype, psi, seed, count, name, steps,
     for c in characters:
         t = c.metadata["timings"]
         click.echo(f"{c.request.name}: seed {c.request.seed}, psi {c.request.psi}, archetype {c.request.archetype} "
+                   f"at strength {c.request.strength} "
                    f"({', '.join(f'{k} {v:.2f}s' for k, v in t.items())})")
 
 

@@ -114,10 +114,11 @@ def pack_info():
     default = p.archetypes[p.default_archetype]
     return jsonify(
         name=p.name, description=p.description,
-        archetypes=[{"name": a.name, "psi": a.psi} for a in p.archetypes.values()],
+        archetypes=[{"name": a.name, "psi": a.psi, "strength": a.strength} for a in p.archetypes.values()],
         emotions=[{"name": e.name, "faceIndex": i} for i, e in enumerate(p.emotions)],
         layers={"sprite": opened.sprite.num_ws, "face": opened.face.num_ws},
-        defaults={"archetype": p.default_archetype, "psi": default.psi, "steps": p.projection_steps,
+        defaults={"archetype": p.default_archetype, "psi": default.psi, "strength": default.strength,
+                  "steps": p.projection_steps,
                   "emotions": [e.name for e in p.emotions]},
         # [low, high] of every bounded request field: the pages and the plugin take them from here
         limits={k: limit.bounds for k, limit in limits_for(p).items() if limit.bounds != [None, None]})

@@ -32,7 +32,7 @@ function closedPort() {
 
 function generateCommand(engine, mvArgs, mzArgs) {
     return pluginCommand(engine, 'RmmvGan generate ' + mvArgs,
-        {command: 'generate', args: Object.assign({archetype: '', psi: '', name: '', seed: '', event: 'this'}, mzArgs)});
+        {command: 'generate', args: Object.assign({archetype: '', psi: '', strength: '', name: '', seed: '', event: 'this'}, mzArgs)});
 }
 
 test('the plugin is plain ES5 (MV runs it in an old NW.js)', () => {
@@ -77,12 +77,14 @@ for (const kind of ENGINES) {
         test('generate arguments: positional, key=value, defaults and mistakes', () => {
             const e = makeEngine(kind, {gameDir: game});
             const parse = (s) => plain(e.RmmvGan.parseGenerateArgs(s ? s.split(' ') : []));
-            assert.deepEqual(parse(''), {opts: {archetype: null, psi: null, name: null, seed: null, event: 0}});
+            assert.deepEqual(parse(''), {opts: {archetype: null, psi: null, strength: null, name: null, seed: null, event: 0}});
             assert.deepEqual(parse('hero 0.6 Ann event=3 seed=42'),
-                {opts: {archetype: 'hero', psi: 0.6, name: 'Ann', seed: 42, event: 3}});
-            assert.deepEqual(parse('- -0.5 - event=this'), {opts: {archetype: null, psi: -0.5, name: null, seed: null, event: 0}});
-            assert.deepEqual(parse('name=Bo archetype=villain'), {opts: {archetype: 'villain', psi: null, name: 'Bo', seed: null, event: 0}});
+                {opts: {archetype: 'hero', psi: 0.6, strength: null, name: 'Ann', seed: 42, event: 3}});
+            assert.deepEqual(parse('- -0.5 - event=this'), {opts: {archetype: null, psi: -0.5, strength: null, name: null, seed: null, event: 0}});
+            assert.deepEqual(parse('name=Bo archetype=villain strength=0.3'),
+                {opts: {archetype: 'villain', psi: null, strength: 0.3, name: 'Bo', seed: null, event: 0}});
             assert.match(parse('hero lots').error, /psi must be a number/);
+            assert.match(parse('strength=most').error, /strength must be a number/);
             assert.match(parse('event=player').error, /event must be "this" or an event ID/);
             assert.match(parse('a 1 b c').error, /too many arguments/);
             assert.match(parse('colour=red').error, /unknown argument "colour"/);
@@ -371,7 +373,8 @@ describe('with a real daemon', () => {
             const name = `Ann${kind}`;
             let waitedFrames = 0;
             const list = [
-                generateCommand(e, `hero 0.5 ${name} event=2 seed=7`, {archetype: 'hero', psi: '0.5', name, seed: '7', event: '2'}),
+                generateCommand(e, `hero 0.5 ${name} event=2 seed=7 strength=0.25`,
+                    {archetype: 'hero', psi: '0.5', strength: '0.25', name, seed: '7', event: '2'}),
                 {code: 101, indent: 0, parameters: ['RmmvGan_New', 3, 0, 2]},
                 {code: 401, indent: 0, parameters: ['Hello!']},
             ];
@@ -389,7 +392,7 @@ describe('with a real daemon', () => {
             assert.deepEqual(pngSize(path.join(daemon.game, 'img', 'characters', `$${name}.png`)), {width: 144, height: 192});
             assert.deepEqual(pngSize(path.join(daemon.game, 'img', 'faces', `${name}.png`)), {width: 576, height: 288});
             const meta = JSON.parse(fs.readFileSync(path.join(daemon.game, 'rmmv_gan', 'characters', `${name}.json`), 'utf8'));
-            assert.deepEqual([meta.archetype, meta.psi, meta.seed, meta.steps], ['hero', 0.5, 7, 1]);
+            assert.deepEqual([meta.archetype, meta.psi, meta.strength, meta.seed, meta.steps], ['hero', 0.5, 0.25, 7, 1]);
             // the new image survives a page refresh (map reload)
             e.$gameMap.setup(1);
             assert.equal(e.$gameMap.event(2).characterName(), `$${name}`);

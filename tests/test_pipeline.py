@@ -144,6 +144,16 @@ def test_export_is_reproducible_and_records_a_random_seed(pack_dir, tmp_path):
     assert isinstance(seed, int) and f"seed {seed}" in result.output
 
 
+def test_export_strength_reaches_the_character_and_its_metadata(pack_dir, tmp_path):
+    run("export", "--out", tmp_path, "--pack", pack_dir, "--archetype", "hero", "--seed", 3, "--strength", 1,
+        "--name", "Full")
+    assert json.loads((tmp_path / "rmmv_gan" / "characters" / "Full.json").read_text())["strength"] == 1.0
+    run("export", "--out", tmp_path, "--pack", pack_dir, "--archetype", "hero", "--seed", 4, "--strength", 1,
+        "--name", "Other")
+    a, b = (np.asarray(Image.open(tmp_path / "img" / "characters" / f"${n}.png")) for n in ("Full", "Other"))
+    assert np.array_equal(a, b)  # full strength: the preset's character whatever the seed
+
+
 def test_export_count_and_combined_sheets(pack_dir, tmp_path):
     result = run("export", "--out", tmp_path, "--pack", pack_dir, "--seed", 40, "--count", 3, "--name", "Guard",
                  "--combined")
@@ -160,6 +170,7 @@ def test_export_count_and_combined_sheets(pack_dir, tmp_path):
     (["--archetype", "knight"], ["archetype"]), (["--psi", "3"], ["psi"]), (["--psi", "abc"], ["--psi"]),
     (["--seed", "-4"], ["seed"]), (["--name", "../evil"], ["name"]), (["--name", "a/b"], ["name"]),
     (["--emotions", "neutral,furious"], ["furious"]), (["--steps", "0"], ["steps"]),
+    (["--strength", "1.5"], ["strength"]), (["--strength", "lots"], ["--strength"]),
 ])
 def test_bad_export_requests_are_one_line_and_write_nothing(pack_dir, game, args, words):
     before = sorted(p.relative_to(game) for p in game.rglob("*"))

@@ -15,9 +15,8 @@ import pytest
 import torch
 
 from rmmv_gan import procedural
-from rmmv_gan.cli import DEFAULT_PACK
 from rmmv_gan.latent import to_uint8
-from rmmv_gan.packs import load_pack, open_pack
+from rmmv_gan.packs import DEFAULT_PACK, load_pack, open_pack
 from rmmv_gan.pipeline import CharacterRequest, apply_mix, make_characters
 from rmmv_gan.procedural.archetypes import ARCHETYPES as TRAITS, with_traits
 from rmmv_gan.procedural.palette import decode_look

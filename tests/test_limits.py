@@ -62,11 +62,11 @@ def test_a_changed_limit_applies_to_cli_requests(opened, narrow_limits):
 
 def test_a_new_field_is_one_line_in_the_table(opened, monkeypatch):
     """A field the contract does not know yet is refused by name; its LIMITS line is the check."""
-    with pytest.raises(RequestError, match="^strength: unknown field"):
-        CharacterRequest.from_json({"strength": 0.5})
-    monkeypatch.setitem(LIMITS, "strength", Limit("number", 0, 1))
-    with pytest.raises(RequestError, match=r"^strength: must be a number in \[0, 1\], not 2"):
-        LIMITS["strength"].check("strength", 2)
+    with pytest.raises(RequestError, match="^mood: unknown field"):
+        CharacterRequest.from_json({"mood": 0.5})
+    monkeypatch.setitem(LIMITS, "mood", Limit("number", 0, 1))
+    with pytest.raises(RequestError, match=r"^mood: must be a number in \[0, 1\], not 2"):
+        LIMITS["mood"].check("mood", 2)
 
 
 def test_the_plugin_follows_a_changed_limit(game, opened, narrow_limits):

@@ -147,6 +147,10 @@ class Pack:
     # Face sheets on transparency (the bust cut out of the model's background), as RPG Maker's
     # own face sets are; a painted model may keep its background (false).
     face_transparent: bool = True
+    # w = w_avg + gain * (encoder's w - w_avg). A regressor trained on squared error answers
+    # the average of the faces a sheet could be, so its faces are more alike than the sprites
+    # are; a gain above 1 gives the spread back (docs/default-pack.md measures the trade).
+    face_encoder_gain: float = 1.0
     palette: tuple[int, int] | None = None  # colours per walk sheet (low, high); None: off
     raw: dict = field(repr=False, default_factory=dict)
 
@@ -272,6 +276,13 @@ def _model(data, where) -> ModelEntry:
     return ModelEntry(file, groups)
 
 
+def _encoder_gain(fd: dict) -> float:
+    gain = _get(fd, "encoder_gain", "face", float, 1.0)
+    if not 0.5 <= gain <= 2.0:  # NaN fails too
+        _fail("face.encoder_gain", f"{gain!r} is outside [0.5, 2]")
+    return float(gain)
+
+
 def parse_manifest(root: Path, data: dict) -> Pack:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         _fail("format", f"not an rmmv-gan pack manifest (expected \"format\": \"{FORMAT}\")")
@@ -339,6 +350,7 @@ def parse_manifest(root: Path, data: dict) -> Pack:
                 projection_noise=_get(proj, "noise", "projection", bool, True), default_archetype=default,
                 projection_psi=float(psi), face_encoder=encoder,
                 face_transparent=_get(fd, "transparent", "face", bool, True),
+                face_encoder_gain=_encoder_gain(fd),
                 palette=_palette(sd.get("palette", "off"), "sprite.palette"), raw=data)
 
 

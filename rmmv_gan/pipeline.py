@@ -224,6 +224,8 @@ def face_w_from_sprite(opened: OpenPack, sheet: np.ndarray, seed: int = 0, steps
     if opened.encoder is not None:
         with torch.no_grad():
             start = opened.encoder(sheet_tensor(sheet[..., :3], opened.encoder.in_shape, device))
+            if pack.face_encoder_gain != 1.0:
+                start = G_f.mapping.w_avg + pack.face_encoder_gain * (start - G_f.mapping.w_avg)
         if steps == 0:
             return start[0]
     elif steps < 1:

@@ -259,3 +259,28 @@ def test_a_bad_pairs_folder_is_one_error_line_and_writes_nothing(tiny_pack, tmp_
     lines = [line for line in r.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], r.output
     assert not out.exists()
+
+
+def test_the_encoder_gain_moves_faces_away_from_the_average(tiny_pack, tmp_path):
+    enc = random_encoder(open_pack(tiny_pack))
+    dst = with_encoder(tiny_pack, tmp_path, enc)
+    sheet = native_sheet(open_pack(dst), 3)
+    plain = face_w_from_sprite(open_pack(dst), sheet, steps=0)
+    manifest = json.loads((dst / "pack.json").read_text())
+    manifest["face"]["encoder_gain"] = 1.5
+    (dst / "pack.json").write_text(json.dumps(manifest))
+    opened = open_pack(dst)
+    avg = opened.face.mapping.w_avg
+    assert torch.allclose(face_w_from_sprite(opened, sheet, steps=0) - avg, 1.5 * (plain - avg), atol=1e-5)
+
+
+@pytest.mark.parametrize("gain", [0.1, 3, float("nan"), "1.2"])
+def test_an_encoder_gain_out_of_range_is_refused(tiny_pack, tmp_path, gain):
+    from rmmv_gan.packs import PackError, load_pack
+
+    dst = with_encoder(tiny_pack, tmp_path, random_encoder(open_pack(tiny_pack)))
+    manifest = json.loads((dst / "pack.json").read_text())
+    manifest["face"]["encoder_gain"] = gain
+    (dst / "pack.json").write_text(json.dumps(manifest))
+    with pytest.raises(PackError, match="face.encoder_gain"):
+        load_pack(dst)

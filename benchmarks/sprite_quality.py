@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from rmmv_gan import procedural
-from rmmv_gan.cli import DEFAULT_PACK
+from rmmv_gan.packs import DEFAULT_PACK
 from rmmv_gan.packs import open_pack
 from rmmv_gan.pipeline import CharacterRequest, make_characters
 from rmmv_gan.pixel_art import pixel_art_sheet, sheet_figures

@@ -35,7 +35,7 @@ from rmmv_gan.packs import DEFAULT_PACK
 from rmmv_gan.packs import open_pack
 from rmmv_gan.pipeline import CharacterRequest, make_characters
 from rmmv_gan.pixel_art import pixel_art_sheet, sheet_figures
-from rmmv_gan.sheets import FRAME, SheetLayout, clean_sheet, native_to_character_sheet
+from rmmv_gan.sheets import MV_FRAME, SheetLayout, clean_sheet, native_to_character_sheet
 
 LIMITS = {"colours": 24, "rare": 2.0, "drift": 5.0}  # issue 15's acceptance, for the exported sheets
 
@@ -68,7 +68,7 @@ def renderer_sheets(seeds):
     for s in seeds:
         rgb = procedural.sprite_sheet(s)
         alpha = np.where((rgb != 255).any(axis=2), 255, 0).astype(np.uint8)
-        out.append(native_to_character_sheet(np.dstack([rgb, alpha]), layout, FRAME))
+        out.append(native_to_character_sheet(np.dstack([rgb, alpha]), layout, MV_FRAME))
     return out
 
 

@@ -101,8 +101,8 @@ def main(argv=None):
     all_seeds = [s for a in names for s in seeds[a]]
 
     print(f"pack {pack.name}, {args.seeds} seeds per archetype; variety = mean pairwise mean |RGB diff| (0-255)")
-    print(f"| set | face variety | face from vector | sprite variety |")
-    print(f"| --- | --- | --- | --- |")
+    print("| set | face variety | face from vector | sprite variety |")
+    print("| --- | --- | --- | --- |")
     vs = [np.random.RandomState(s).randn(procedural.SPRITE_DIM) for s in all_seeds]
     print(f"| renderer (the seeds' vectors) | {variety([procedural.portrait_from_vector(v) for v in vs], FACE_SIZE):.1f} "
           f"| - | {variety([idle_frame(procedural.sprite_from_vector(v), pack.layout) for v in vs], FRAME_SIZE):.1f} |")

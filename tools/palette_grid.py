@@ -25,7 +25,7 @@ from pack_samples import on_grey
 from rmmv_gan import procedural
 from rmmv_gan.packs import open_pack
 from rmmv_gan.pipeline import CharacterRequest, make_characters
-from rmmv_gan.sheets import FRAME, SheetLayout, contact_sheet, native_to_character_sheet
+from rmmv_gan.sheets import MV_FRAME, SheetLayout, contact_sheet, native_to_character_sheet
 
 DARK = (40, 40, 40, 255)
 ZOOM = 2
@@ -42,7 +42,7 @@ def walk_sheets(opened, count, psi):
 def renderer_sheet(seed):
     rgb = procedural.sprite_sheet(seed)
     alpha = np.where((rgb != 255).any(axis=2), 255, 0).astype(np.uint8)
-    return native_to_character_sheet(np.dstack([rgb, alpha]), SheetLayout(procedural.FRAME, procedural.FRAME), FRAME)
+    return native_to_character_sheet(np.dstack([rgb, alpha]), SheetLayout(procedural.FRAME, procedural.FRAME), MV_FRAME)
 
 
 def zoom(img):

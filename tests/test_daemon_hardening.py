@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from rmmv_gan import daemon as daemon_module
 from rmmv_gan.cli import main
-from rmmv_gan.daemon import Daemon, ServerConfig
-from rmmv_gan.fileio import TargetExistsError, atomic_write_all
+from rmmv_gan.daemon import Daemon, ServerConfig, write_server_json
+from rmmv_gan.fileio import TargetExistsError
 from rmmv_gan.game import GameFolder
 from rmmv_gan.jobs import JobQueue
 from rmmv_gan.watcher import Watcher, WatcherBusy
@@ -44,8 +44,8 @@ def make_daemon(game, opened):
 @pytest.fixture
 def served(make_daemon):
     """A daemon served by waitress on a free port, in a thread: (daemon, port)."""
-    d = make_daemon(port=0)
-    server = d.bind(announce=False)
+    d = make_daemon(port=0, write_server_json=False)
+    server = d.bind()
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     yield d, d.port
@@ -129,6 +129,21 @@ def test_the_watcher_answers_a_request_whatever_goes_wrong(start_watcher, game, 
 # --------------------------------------------------------------------------- 4: rollback
 
 def test_a_write_failing_part_way_leaves_no_file_and_the_name_free(make_daemon, game, quick_runner):
+    import dataclasses
+
+    import numpy as np
+
+    def bad_face_sheet(opened, req, progress, cancel):  # the walk sheet writes, the face sheet cannot
+        made = quick_runner(opened, req, progress, cancel)
+        return dataclasses.replace(made, face_sheet=np.zeros((288, 576, 2), np.uint8)) if req.name == "Half" else made
+
+    c = make_daemon(runner=bad_face_sheet).app().test_client()
+    failed = wait(c, post(c, {"name": "Half", "seed": 1, "steps": 1}).json["job"])
+    assert failed["state"] == "failed" and failed["error"].startswith("writing:")
+    assert img_files(game) == [] and listing(game / "rmmv_gan" / "characters") == []
+
+
+def test_a_write_failing_in_a_folder_leaves_no_file_and_a_retry_succeeds(make_daemon, game, quick_runner):
     faces = game / "img" / "faces"
     shutil.rmtree(faces)
     faces.write_bytes(b"not a folder")  # (tests run as root: a read-only folder would not stop them)
@@ -144,6 +159,8 @@ def test_a_write_failing_part_way_leaves_no_file_and_the_name_free(make_daemon, 
 
 
 def test_files_written_as_one_are_removed_when_a_later_one_cannot_be_placed(tmp_path):
+    from rmmv_gan.fileio import atomic_write_all
+
     first, second = tmp_path / "a.png", tmp_path / "b.png"
 
     def write_second(f):  # another writer takes b.png while ours is being written
@@ -159,7 +176,7 @@ def test_files_written_as_one_are_removed_when_a_later_one_cannot_be_placed(tmp_
 
 def test_serve_watch_refused_by_another_watcher_leaves_server_json_alone(make_daemon, game, opened):
     first = make_daemon()
-    first.announce()
+    write_server_json(first.folder, first.url, first.token)
     server_json = game / "rmmv_gan" / "server.json"
     before = server_json.read_bytes()
     folder = GameFolder(game)

@@ -9,15 +9,18 @@ temporary behind; `remove_stale_temporaries` clears those.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
-__all__ = ["TargetExistsError", "atomic_write", "atomic_write_all", "atomic_write_bytes", "remove_stale_temporaries", "TEMP_GLOB"]
+__all__ = ["TargetExistsError", "atomic_write", "atomic_write_all", "atomic_write_bytes", "remove_stale_temporaries",
+           "undo_interrupted", "TEMP_GLOB", "JOURNAL_GLOB"]
 
 TEMP_GLOB = ".*.tmp"  # what our temporaries look like: hidden, beside their target
+JOURNAL_GLOB = ".*.pending"  # atomic_write_all's note of the files it is putting in place
 
 
 class TargetExistsError(FileExistsError):
@@ -57,15 +60,22 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None],
 
 
 def atomic_write_all(items: Iterable[tuple[str | os.PathLike, Callable[[BinaryIO], None]]],
-                     overwrite: bool = False, mode: int | None = None, make_folder: bool = True) -> list[Path]:
+                     overwrite: bool = False, mode: int | None = None, make_folder: bool = True,
+                     journal: str | os.PathLike | None = None) -> list[Path]:
     """Write several files (path, write) as one: all are written to temporaries first, then
     put in place one after the other, so the slow part (encoding, flushing) happens before
     any target exists. If any step fails, the targets this call created are removed again
     and no temporary is left: the folders are as they were (a target replaced with overwrite
-    keeps its new content). See `atomic_write` for overwrite, mode and make_folder."""
+    keeps its new content). See `atomic_write` for overwrite, mode and make_folder.
+
+    journal (a hidden `.NAME.pending` path; without overwrite): while the targets are put in
+    place, a note of them lies there, so that if the process is killed between two of them,
+    `undo_interrupted` removes those it had placed (and only those: they are recognised by
+    their file identity, not their name)."""
     items = [(Path(path), write) for path, write in items]
     staged: list[tuple[str, Path]] = []
     placed: list[Path] = []
+    journal = Path(journal) if journal is not None and not overwrite else None
     try:
         for path, write in items:
             if make_folder:
@@ -73,6 +83,9 @@ def atomic_write_all(items: Iterable[tuple[str | os.PathLike, Callable[[BinaryIO
             if not overwrite and path.exists():
                 raise _exists_error(path)
             staged.append((_stage(path, write, mode), path))
+        if journal is not None:
+            note = [[str(path), os.stat(tmp).st_ino] for tmp, path in staged]
+            os.replace(_stage(journal, lambda f: f.write(json.dumps(note).encode()), None), journal)
         for tmp, path in staged:
             if overwrite:
                 os.replace(tmp, path)
@@ -84,10 +97,41 @@ def atomic_write_all(items: Iterable[tuple[str | os.PathLike, Callable[[BinaryIO
             _unlink(tmp)
         for path in placed:
             _unlink(path)
+        if journal is not None:
+            _unlink(journal)
         raise
     for folder in {path.parent for path, _ in items}:
         _fsync_dir(folder)
+    if journal is not None:
+        _unlink(journal)
     return [path for path, _ in items]
+
+
+def undo_interrupted(folders: Iterable[str | os.PathLike]) -> list[Path]:
+    """Finish what a killed `atomic_write_all` left: for each journal in `folders`, remove the
+    targets it had already put in place (the same files, by identity: a file someone else
+    put there meanwhile stays), then the journal. Returns the files removed. Call it where
+    no writer of those folders runs (at start, under the game's lock): a journal lives only
+    while its writer links its files into place."""
+    removed = []
+    for d in map(Path, folders):
+        if not d.is_dir():
+            continue
+        for journal in d.glob(JOURNAL_GLOB):
+            try:
+                note = json.loads(journal.read_bytes())
+                entries = [(Path(path), int(ino)) for path, ino in note]
+            except (OSError, ValueError, TypeError):
+                entries = []
+            for path, ino in entries:
+                try:
+                    if os.lstat(path).st_ino == ino:
+                        path.unlink()
+                        removed.append(path)
+                except OSError:  # not placed, or gone
+                    pass
+            _unlink(journal)
+    return removed
 
 
 def _unlink(path) -> None:

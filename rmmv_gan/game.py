@@ -8,6 +8,7 @@ Writes are atomic (rmmv_gan.fileio).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import unicodedata
@@ -393,7 +394,7 @@ def save_character(folder, character, *, overwrite: bool = False, preview: bool 
     """
     from .sheets import walk_gif
 
-    name = character.request.name
+    name = character_name(character.request.name)
     paths = character_files(folder, name)
     if preview:
         paths["preview"] = paths["metadata"].with_suffix(".gif")
@@ -412,7 +413,10 @@ def save_character(folder, character, *, overwrite: bool = False, preview: bool 
     # The metadata last: a run killed between two renames leaves no metadata, which the
     # watcher reads as "not written" (see its _written_before_crash).
     writes.append((paths["metadata"], lambda f: f.write(meta)))
-    atomic_write_all(writes, overwrite, make_folder=False)
+    # Killed between two of its renames, the write leaves a journal that the daemon and the
+    # watcher undo when they start (jobs.remove_stale_temporaries): no orphan makes the name taken.
+    journal = paths["metadata"].parent / f".{hashlib.sha256(name_key(name).encode()).hexdigest()[:16]}.pending"
+    atomic_write_all(writes, overwrite, make_folder=False, journal=journal)
     return saved
 
 

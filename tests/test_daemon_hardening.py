@@ -172,6 +172,44 @@ def test_files_written_as_one_are_removed_when_a_later_one_cannot_be_placed(tmp_
     assert sorted(os.listdir(tmp_path)) == ["b.png"] and second.read_bytes() == b"theirs"
 
 
+KILLED_BETWEEN_RENAMES = """
+import os, sys, types
+import numpy as np
+from rmmv_gan.game import GameFolder, save_character
+from rmmv_gan.pipeline import CharacterRequest
+
+real_link, links = os.link, []
+def link(src, dst):  # the process dies as it puts the second file in place
+    links.append(dst)
+    if len(links) == 2:
+        os._exit(9)
+    real_link(src, dst)
+os.link = link
+character = types.SimpleNamespace(request=CharacterRequest(name="Torn", seed=1), metadata={},
+                                  walk_sheet=np.zeros((192, 144, 4), np.uint8),
+                                  face_sheet=np.zeros((288, 576, 4), np.uint8))
+save_character(GameFolder(sys.argv[1]), character)
+"""
+
+
+def test_a_writer_killed_between_two_files_leaves_nothing_once_the_daemon_starts(game):
+    import subprocess
+    import sys
+
+    from rmmv_gan.game import taken
+    from rmmv_gan.jobs import remove_stale_temporaries
+
+    run = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_RENAMES, str(game)], env=dict(os.environ))
+    assert run.returncode == 9
+    folder = GameFolder(game)
+    assert taken(folder, "Torn") is not None  # the crash left the walk sheet
+    remove_stale_temporaries(folder)  # what Daemon.bind and Daemon.watch do first
+    assert taken(folder, "Torn") is None
+    visible = [n for d in ("img/characters", "img/faces", "rmmv_gan/characters") for n in listing(game / d)
+               if not n.startswith(".")]
+    assert visible == []
+
+
 # --------------------------------------------------------------------------- 7: server.json
 
 def test_serve_watch_refused_by_another_watcher_leaves_server_json_alone(make_daemon, game, opened):

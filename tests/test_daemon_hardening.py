@@ -221,7 +221,7 @@ def test_serve_watch_refused_by_another_watcher_leaves_server_json_alone(make_da
     jobs = JobQueue(opened, folder, maxsize=1)
     holder = Watcher(folder, jobs, opened.pack).start()
     try:
-        second = make_daemon(token="another-token-123")
+        second = make_daemon(port=0, token="another-token-123")
         with pytest.raises(WatcherBusy):
             second.serve(watch_files=True, echo=lambda line: None)
     finally:

@@ -406,8 +406,8 @@ def export(project, out_dir, pack_dir, archetype, psi, strength, seed, count, na
     import numpy as np
 
     from .game import (AssetExistsError, AssetNameError, GameFolder, GameFolderError, OutputFolder,
-                       character_set_files, first_existing, name_key, save_character, save_character_set,
-                       taken)
+                       character_name, character_set_files, first_existing, name_key, save_character,
+                       save_character_set, taken)
     from .pipeline import CharacterRequest, RequestError, make_characters
 
     if project is None and out_dir is None:
@@ -440,6 +440,11 @@ def export(project, out_dir, pack_dir, archetype, psi, strength, seed, count, na
     if len({name_key(r.name) for r in requests}) < n:
         raise UserError("two characters of this run would get the same name; give --name or other seeds")
     set_name = (name or requests[0].archetype) + "_set"
+    if combined:
+        try:
+            set_name = character_name(set_name)
+        except AssetNameError as exc:
+            raise UserError(f"--combined: the set's name {set_name!r}: {exc}") from None
     if not overwrite:  # refuse before any work, so a taken name costs nothing and writes nothing
         for target in targets:
             for clash in [taken(target, r.name) for r in requests] + [

@@ -26,12 +26,33 @@ from flask import Flask
 from .fileio import atomic_write_bytes
 from .game import GameFolder
 from .jobs import JobQueue, remove_stale_temporaries
-from .server import ServerConfig, build_app
+from .pipeline import MAX_BODY
+from .server import ServerConfig, build_app, refusal
 
 __all__ = ["Daemon", "ServerConfig", "resolve_token", "url_host", "allowed_hosts", "is_loopback",
            "write_server_json", "remove_server_json", "signed_in_url"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+# How waitress treats connections (docs/api.md, "Limits"). Every request the plugin and the
+# pages make is small and quick, so a connection idle for CHANNEL_TIMEOUT seconds (a page that
+# opened it and sent half a header) is closed; the check runs every CLEANUP_INTERVAL seconds.
+# A hostile page cannot then hold all CONNECTION_LIMIT places for long; /api/health answers
+# again within about CHANNEL_TIMEOUT + CLEANUP_INTERVAL seconds. A body larger than
+# pipeline.MAX_BODY is refused by its Content-Length before it is read (chunked: as it passes
+# the size), so nothing large is ever spooled to disk.
+CHANNEL_TIMEOUT = 10
+CLEANUP_INTERVAL = 2
+CONNECTION_LIMIT = 100
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def waitress_settings() -> dict:
+    return {"channel_timeout": CHANNEL_TIMEOUT, "cleanup_interval": CLEANUP_INTERVAL,
+            "connection_limit": CONNECTION_LIMIT, "max_request_header_size": MAX_HEADER_BYTES,
+            # waitress refuses a body of max_request_body_size bytes or more
+            "max_request_body_size": MAX_BODY + 1}
+
 WILDCARD = ("", "0.0.0.0", "::")
 
 
@@ -127,19 +148,45 @@ class Daemon:
             self._app = build_app(self)
         return self._app
 
-    def bind(self, threads: int = 4):
+    def bind(self, threads: int = 4, announce: bool = True):
         """A waitress server for the app, bound and ready (`.run()`, `.close()`); clears what a
-        killed writer left and writes GAME/rmmv_gan/server.json with the real URL (also for
-        port 0). OSError if the address cannot be bound."""
+        killed writer left and, with announce, writes GAME/rmmv_gan/server.json with the real
+        URL (also for port 0; see `announce`). OSError if the address cannot be bound."""
         from waitress import create_server
+        from waitress.channel import HTTPChannel
+        from waitress.task import ErrorTask
+
+        class JsonErrorTask(ErrorTask):
+            """waitress' own refusals (a body too large, a malformed request) as JSON
+            `{"error": "FIELD: ..."}`, like the app's."""
+
+            def execute(self):
+                status, body = refusal(self.request.error.code, self.request.error.reason,
+                                       self.request.error.body)
+                self.status = status
+                self.response_headers.append(("Content-Type", "application/json"))
+                self.set_close_on_finish()
+                self.content_length = len(body)
+                self.write(body)
+
+        class Channel(HTTPChannel):
+            error_task_class = JsonErrorTask
 
         server = create_server(self.app(), host=self.config.host, port=self.config.port, threads=threads,
-                               ident="rmmv-gan")
+                               ident="rmmv-gan", **waitress_settings())
+        server.channel_class = Channel
         self.listen_on(server.effective_port)
         remove_stale_temporaries(self.folder)
+        if announce:
+            self.announce()
+        return server
+
+    def announce(self):
+        """Write GAME/rmmv_gan/server.json (URL and token) if the config asks for it: only once
+        this daemon is bound and (with --watch) holds the watcher's lock, so a daemon that fails
+        to start never hides the one that runs."""
         if self.config.write_server_json:
             write_server_json(self.folder, self.url, self.token)
-        return server
 
     def serve(self, *, watch_files: bool = False, keep_days: float | None = None,
               idle_exit: float | None = None, echo: Callable[[str], None] = print):
@@ -150,7 +197,7 @@ class Daemon:
         another watcher has the game. With idle_exit, call it from the main thread."""
         if idle_exit is not None and threading.current_thread() is not threading.main_thread():
             raise ValueError("idle_exit: serve must run in the main thread (it is stopped as Ctrl+C stops it)")
-        server = self.bind()
+        server = self.bind(announce=False)
         watcher = None
         idle = threading.Event()
         try:
@@ -159,6 +206,7 @@ class Daemon:
 
                 watcher = Watcher(self.folder, self.jobs, self.opened.pack,
                                   keep_days=keep_days or KEEP_DAYS).start()
+            self.announce()
             echo(f"rmmv-gan daemon on {self.url} (pack {self.opened.pack.name!r}, {self.config.device}); "
                  f"token in {self.folder.data_dir / 'server.json'}"
                  + (f"; answering request files in {watcher.requests_dir}" if watcher else "")

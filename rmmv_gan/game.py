@@ -8,6 +8,7 @@ Writes are atomic (rmmv_gan.fileio).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import unicodedata
@@ -17,13 +18,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .fileio import TargetExistsError, atomic_write, atomic_write_bytes
+from .fileio import TargetExistsError, atomic_write, atomic_write_all, atomic_write_bytes
 
 __all__ = [
     "GameFolderError", "AssetNameError", "AssetExistsError", "GameFolder", "safe_asset_name",
     "asset_filename", "unique_name", "atomic_write", "atomic_write_bytes", "write_png",
     "write_character", "write_faces", "MAX_NAME_LENGTH", "name_key", "taken", "character_files",
-    "save_character", "SavedCharacter", "character_set_files", "save_character_set",
+    "save_character", "SavedCharacter", "character_set_files", "save_character_set", "character_name",
+    "make_folders",
 ]
 
 MAX_NAME_LENGTH = 100
@@ -164,6 +166,27 @@ def safe_asset_name(name: str, max_length: int = MAX_NAME_LENGTH) -> str:
     return name
 
 
+# The longest file name a character's name becomes: `$NAME.png`, `NAME.json`, `NAME.gif`.
+_LONGEST_SUFFIX = max(("$", ".png"), ("", ".json"), ("", ".gif"), key=lambda p: len(p[0] + p[1]))
+
+
+def character_name(name: str, max_length: int = MAX_NAME_LENGTH) -> str:
+    """`name` as a character is saved under: in Unicode NFC (macOS hands names over
+    decomposed; one form on disk keeps `taken` and the files in step), checked by
+    `safe_asset_name`, and short enough in bytes for the longest file made from it (most file
+    systems cap a name at 255 bytes; UTF-8 never takes fewer bytes than NTFS's UTF-16 units)."""
+    if isinstance(name, str):
+        name = unicodedata.normalize("NFC", name)
+    safe_asset_name(name, max_length)
+    prefix, ext = _LONGEST_SUFFIX
+    longest = prefix + name + ext
+    if len(longest.encode("utf-8")) > _MAX_FILENAME_BYTES:
+        raise AssetNameError(f"asset name is {len(name.encode('utf-8'))} bytes long in UTF-8; its longest file "
+                             f"name, {prefix}NAME{ext}, would be {len(longest.encode('utf-8'))} bytes, more than "
+                             f"the {_MAX_FILENAME_BYTES} file systems allow (use a shorter name)")
+    return name
+
+
 def asset_filename(name: str, prefix: str = "", ext: str = ".png") -> str:
     """The file name for an asset: prefix + checked name + extension."""
     if prefix.strip("$!"):
@@ -218,16 +241,21 @@ def _image(array: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(a), "RGBA")
 
 
-def write_png(path: str | os.PathLike, array: np.ndarray, overwrite: bool = False) -> Path:
+def _png_writer(array: np.ndarray):
+    """A writer (f) -> None that encodes an RGB(A) array as an RGBA PNG into f."""
+    image = _image(array)
+    return lambda f: image.save(f, format="PNG")
+
+
+def write_png(path: str | os.PathLike, array: np.ndarray, overwrite: bool = False, make_folder: bool = True) -> Path:
     """Encode an RGB(A) array as an RGBA PNG straight into the temporary file and put it in
     place atomically."""
-    image = _image(array)
-    return atomic_write(path, lambda f: image.save(f, format="PNG"), overwrite)
+    return atomic_write(path, _png_writer(array), overwrite, make_folder=make_folder)
 
 
 # --------------------------------------------------------------------------- assets
 
-def _write_asset(folder: Path, name: str, prefix: str, array: np.ndarray, overwrite: bool,
+def _write_asset(game, folder: Path, name: str, prefix: str, array: np.ndarray, overwrite: bool,
                  unique: bool) -> Path:
     if overwrite and unique:
         raise ValueError("choose overwrite or unique, not both")
@@ -239,10 +267,11 @@ def _write_asset(folder: Path, name: str, prefix: str, array: np.ndarray, overwr
         if clash is not None:
             raise AssetExistsError(f"{clash} already exists; pass overwrite=True to "
                                    f"replace it or ask for a unique name")
+    make_folders(game, [folder / filename])
     while True:
         chosen = unique_name(folder, name, prefix) if unique else name
         try:
-            return write_png(folder / asset_filename(chosen, prefix), array, overwrite)
+            return write_png(folder / asset_filename(chosen, prefix), array, overwrite, make_folder=False)
         except AssetExistsError:
             if not unique:
                 raise
@@ -267,7 +296,7 @@ def write_character(game: GameFolder, name: str, sheet: np.ndarray, *, single: b
         raise ValueError(f"{what} must be an image that divides into {cols} x {rows} frames; "
                          f"got an array of shape {a.shape}")
     prefix = ("!" if obj else "") + ("$" if single else "")
-    return _write_asset(game.characters_dir, name, prefix, a, overwrite, unique)
+    return _write_asset(game, game.characters_dir, name, prefix, a, overwrite, unique)
 
 
 def write_faces(game: GameFolder, name: str, sheet: np.ndarray, *, overwrite: bool = False,
@@ -278,7 +307,7 @@ def write_faces(game: GameFolder, name: str, sheet: np.ndarray, *, overwrite: bo
     if a.shape[:2] != (288, 576):
         raise ValueError(f"a face sheet must be 576 x 288 (4 x 2 faces of 144 px, as the game "
                          f"draws them); got {a.shape[1] if a.ndim > 1 else '?'} x {a.shape[0]}")
-    return _write_asset(game.faces_dir, name, "", a, overwrite, unique)
+    return _write_asset(game, game.faces_dir, name, "", a, overwrite, unique)
 
 
 # --------------------------------------------------------------------------- characters
@@ -297,8 +326,9 @@ class OutputFolder:
 
 
 def character_files(folder, name: str) -> dict:
-    """Where a character named `name` goes: walk sheet, face sheet, metadata."""
-    safe_asset_name(name)
+    """Where a character named `name` goes: walk sheet, face sheet, metadata (the name as
+    `character_name` gives it: NFC, checked)."""
+    name = character_name(name)
     return {"character": folder.characters_dir / asset_filename(name, "$"),
             "faces": folder.faces_dir / asset_filename(name),
             "metadata": folder.data_dir / "characters" / asset_filename(name, ext=".json")}
@@ -310,6 +340,27 @@ def taken(folder, name: str) -> Path | None:
     when any of its files exists under another case or Unicode form (`name_key`), as Windows
     and macOS see names, so a project moved there never loses a sheet."""
     return first_existing(character_files(folder, name).values())
+
+
+def make_folders(folder, paths) -> None:
+    """Create the folders `paths` go into, below `folder.base` only and never the base itself:
+    a game folder deleted (or moved) while a job ran makes the job fail with FileNotFoundError
+    instead of rmmv-gan recreating a skeleton of the game at the old path. An OutputFolder
+    (`export --out`) is rmmv-gan's to create."""
+    base = Path(folder.base)
+    for parent in {Path(p).parent for p in paths}:
+        if isinstance(folder, OutputFolder):
+            parent.mkdir(parents=True, exist_ok=True)
+            continue
+        if not base.is_dir():
+            raise FileNotFoundError(f"the game folder {base} is gone")
+        here = base
+        for part in parent.relative_to(base).parts:  # one level at a time: never recreates `base`
+            here = here / part
+            try:
+                here.mkdir()
+            except FileExistsError:
+                pass
 
 
 def relative_files(folder, paths: dict) -> dict:
@@ -338,11 +389,12 @@ def save_character(folder, character, *, overwrite: bool = False, preview: bool 
     `rmmv_gan/characters/NAME.json` (with `NAME.gif`, the walk cycle, if `preview`).
 
     Every target is checked before anything is written (the `taken` rule), so a name that is
-    taken leaves the folder as it was.
+    taken leaves the folder as it was; the files are written as one (fileio.atomic_write_all),
+    so a write that fails part way (a read-only img/faces, a full disk) leaves none of them.
     """
     from .sheets import walk_gif
 
-    name = character.request.name
+    name = character_name(character.request.name)
     paths = character_files(folder, name)
     if preview:
         paths["preview"] = paths["metadata"].with_suffix(".gif")
@@ -350,15 +402,21 @@ def save_character(folder, character, *, overwrite: bool = False, preview: bool 
         clash = first_existing(paths.values())
         if clash is not None:
             raise AssetExistsError(f"{clash} already exists; use overwrite to replace it")
-    for path in paths.values():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    write_png(paths["character"], character.walk_sheet, overwrite)
-    write_png(paths["faces"], character.face_sheet, overwrite)
+    make_folders(folder, paths.values())
     saved = SavedCharacter.of(folder, name, character.request.seed, paths)
-    meta = dict(character.metadata, files=saved.result["files"])
-    atomic_write_bytes(paths["metadata"], (json.dumps(meta, indent=2) + "\n").encode("utf-8"), overwrite)
+    meta = (json.dumps(dict(character.metadata, files=saved.result["files"]), indent=2) + "\n").encode("utf-8")
+    writes = [(paths["character"], _png_writer(character.walk_sheet)),
+              (paths["faces"], _png_writer(character.face_sheet))]
     if preview:
-        atomic_write_bytes(paths["preview"], walk_gif(character.walk_sheet), overwrite)
+        gif = walk_gif(character.walk_sheet)
+        writes.append((paths["preview"], lambda f: f.write(gif)))
+    # The metadata last: a run killed between two renames leaves no metadata, which the
+    # watcher reads as "not written" (see its _written_before_crash).
+    writes.append((paths["metadata"], lambda f: f.write(meta)))
+    # Killed between two of its renames, the write leaves a journal that the daemon and the
+    # watcher undo when they start (jobs.remove_stale_temporaries): no orphan makes the name taken.
+    journal = paths["metadata"].parent / f".{hashlib.sha256(name_key(name).encode()).hexdigest()[:16]}.pending"
+    atomic_write_all(writes, overwrite, make_folder=False, journal=journal)
     return saved
 
 

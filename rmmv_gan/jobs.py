@@ -17,7 +17,7 @@ import uuid
 from collections import deque
 from typing import Callable
 
-from .fileio import remove_stale_temporaries as _remove_stale
+from .fileio import remove_stale_temporaries as _remove_stale, undo_interrupted
 from .game import GameFolder, name_key, save_character, taken
 from .pipeline import Cancelled, RequestError, make_character
 from .probe import ProbeRequest, run_probe
@@ -92,8 +92,10 @@ class ProbeImages:
 
 
 def remove_stale_temporaries(folder: GameFolder, min_age: float = 60.0) -> list:
-    """Remove temporaries (fileio's `.XXXX.tmp`) that a killed writer left where jobs write."""
-    return _remove_stale((folder.characters_dir, folder.faces_dir, folder.data_dir / "characters"), min_age)
+    """Remove what a killed writer left where jobs write: the files of a character it had
+    begun to put in place (fileio.undo_interrupted), and temporaries (`.XXXX.tmp`)."""
+    undone = undo_interrupted([folder.data_dir / "characters"])
+    return undone + _remove_stale((folder.characters_dir, folder.faces_dir, folder.data_dir / "characters"), min_age)
 
 
 class JobQueue:

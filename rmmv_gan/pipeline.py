@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .game import MAX_NAME_LENGTH, AssetNameError, safe_asset_name
+from .game import MAX_NAME_LENGTH, AssetNameError, character_name
 from .latent import MAX_SEED, archetype_mix, to_uint8, truncate, z_from_seeds
 from .packs import OpenPack, PackError
 from .pixel_art import pixel_art_sheet
@@ -177,8 +177,8 @@ class CharacterRequest:
             raise RequestError(str(exc)) from None
         if values["name"] is None:
             values["name"] = f"{archetype}_{values['seed']}"
-        try:
-            safe_asset_name(values["name"], max_length=limits["name"].high)
+        try:  # as it will be saved: NFC, within the file systems' bytes (game.character_name)
+            values["name"] = character_name(values["name"], max_length=limits["name"].high)
         except AssetNameError as exc:
             raise RequestError(f"name: {exc}") from None
         out = CharacterRequest(**values)

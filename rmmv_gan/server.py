@@ -14,6 +14,7 @@ GAME/rmmv_gan/.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 import time
@@ -25,7 +26,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request, send_from_dir
 from werkzeug.exceptions import HTTPException
 
 from . import __version__
-from .game import AssetNameError, gallery, safe_asset_name
+from .game import AssetNameError, character_name, gallery
 from .jobs import NameTaken, QueueFull
 from .pipeline import MAX_BODY, CharacterRequest, RequestError, limits_for
 from .probe import ProbeRequest
@@ -76,6 +77,17 @@ def _json_body():
         return request.get_json(silent=True)
     except RecursionError:  # deeply nested JSON is not a ValueError to the parser
         return None
+
+
+def _too_large() -> str:
+    return f"body: larger than {MAX_BODY // 1024} KiB"
+
+
+def refusal(code: int, reason: str, detail: str) -> tuple[str, bytes]:
+    """(status line, JSON body) for a request the WSGI server itself refuses before the app
+    sees it (rmmv_gan.daemon): the same `{"error": "FIELD: ..."}` as the app's answers."""
+    message = _too_large() if code == 413 else f"request: {reason} ({detail})"
+    return f"{code} {reason}", (json.dumps({"error": message}) + "\n").encode()
 
 
 def _accepted(job, **fields):
@@ -212,10 +224,17 @@ def _image(folder: Path, filename: str):
     stem = filename[:-4] if filename.lower().endswith(".png") else filename
     prefix = stem[: len(stem) - len(stem.lstrip("$!"))]
     try:
-        safe_asset_name(stem[len(prefix):])
+        name = character_name(stem[len(prefix):])
     except AssetNameError as exc:
         return error(400, f"name: {exc}")
-    resp = send_from_directory(folder, prefix + stem[len(prefix):] + ".png", max_age=0)
+    path = folder / (prefix + name + ".png")
+    try:  # a link that leads out of the image folder is not served
+        inside = path.resolve(strict=True).is_relative_to(folder.resolve(strict=True))
+    except (OSError, RuntimeError):  # missing, or a link loop
+        inside = False
+    if not inside or not path.is_file():
+        return error(404, f"name: no image {prefix + name + '.png'!r}")
+    resp = send_from_directory(folder, path.name, max_age=0)
     resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp
 
@@ -245,6 +264,10 @@ def build_app(daemon) -> Flask:
     @app.before_request
     def guard():
         d = _daemon()
+        # Before anything else, token or not: a body too large is refused by its declared size
+        # (waitress, rmmv_gan.daemon, refuses it before reading it, too).
+        if (request.content_length or 0) > MAX_BODY:
+            return error(413, _too_large())
         if (request.host or "").lower() not in d.hosts:
             return error(403, "host: this daemon answers only to its own loopback address")
         d.last_request = time.monotonic()  # serve --idle-exit counts from here
@@ -275,6 +298,10 @@ def build_app(daemon) -> Flask:
             resp.headers["Access-Control-Max-Age"] = "600"
         resp.headers.setdefault("Cache-Control", "no-store")
         return resp
+
+    @app.errorhandler(413)
+    def too_large(exc):  # a chunked body that turned out too large
+        return error(413, _too_large())
 
     @app.errorhandler(HTTPException)
     def http_error(exc):

@@ -270,11 +270,21 @@ class Watcher:
         self._answer_safely(claimed, id_error=request_id_error(stem))
 
     def _answer_safely(self, claimed: Path, **kw):
+        """Answer a claimed request; whatever goes wrong, it gets a failed response and moves to
+        done/, so no request waits in processing/ forever. Only if even that fails (a full disk,
+        a read-only folder) does it stay there, for the next start."""
         try:
             self._answer_claimed(claimed, **kw)
-        except Exception:  # noqa: BLE001 - one request never takes the watcher down
-            log.exception("request %s: could not be answered; it stays in %s until the next start",
-                          claimed.stem, self.processing_dir)
+        except Exception as exc:  # noqa: BLE001 - one request never takes the watcher down
+            log.exception("request %s: failed unexpectedly", claimed.stem)
+            rid = claimed.name[: -len(".json")]
+            try:
+                if claimed.exists() and request_id_error(rid) is None:
+                    self._respond(rid, "failed", None, f"internal error: {type(exc).__name__}: {exc}")
+                    self._finish(claimed, rid)
+            except Exception:  # noqa: BLE001
+                log.exception("request %s: could not be answered; it stays in %s until the next start",
+                              rid, self.processing_dir)
 
     def _answer_claimed(self, claimed: Path, reclaimed: bool = False, id_error: str | None = None):
         rid = claimed.name[: -len(".json")]
@@ -305,7 +315,8 @@ class Watcher:
         if body.get("seed") != req.seed or body.get("name") != req.name:
             # Keep the drawn seed and name with the claim: a run after a crash makes the same
             # character, and can tell that one finished writing before the crash.
-            atomic_write_bytes(claimed, _json(body | {"seed": req.seed, "name": req.name}), overwrite=True)
+            atomic_write_bytes(claimed, _json(body | {"seed": req.seed, "name": req.name}), overwrite=True,
+                               make_folder=False)
         outcome = self._run(rid, req, reclaimed)
         if outcome is None:  # cancelled: left in processing/ for the next start
             log.info("request %s: cancelled; it runs again on the next start", rid)
@@ -384,7 +395,8 @@ class Watcher:
     def _respond(self, rid: str, state: str, result, error):
         body = {"id": rid, "state": state, "result": result, "error": error}
         try:
-            atomic_write_bytes(self.responses_dir / f"{rid}.json", _json(body), overwrite=False)
+            # make_folder=False: a game deleted meanwhile is not recreated to hold the answer
+            atomic_write_bytes(self.responses_dir / f"{rid}.json", _json(body), overwrite=False, make_folder=False)
         except TargetExistsError:  # answered already (a reused ID): the first answer stands
             log.info("request %s: a response exists; kept", rid)
 

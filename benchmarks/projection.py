@@ -133,10 +133,7 @@ def main():
     ap.add_argument("--config", default="sg2", choices=sorted(CONFIGS), help="the random network's configuration")
     ap.add_argument("--steps", type=int, default=10, help="timed steps (per repetition and side with --against)")
     ap.add_argument("--reps", type=int, default=2, help="interleaved repetitions per side with --against")
-    ap.add_argument("--against", metavar="TREE", help="another rmmv-gan checkout to time side by side with this one")
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                    help="intra-op threads of each side with --against (default: this process's)")
-    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # worker mode of --against
+    sidebyside.add_arguments(ap, torch.get_num_threads())
     args = ap.parse_args()
     if args.serve:
         return sidebyside.serve({"make": _make, "load": _load, "steps": _steps, "save_gradient": _save_gradient})

@@ -52,6 +52,17 @@ class Side:
         self.proc.wait(timeout=60)
 
 
+def add_arguments(ap, default_threads: int) -> None:
+    """The options every side-by-side benchmark takes: --against, --threads, and the hidden
+    worker mode --serve."""
+    import argparse
+
+    ap.add_argument("--against", metavar="TREE", help="another rmmv-gan checkout to time side by side with this one")
+    ap.add_argument("--threads", type=int, default=default_threads,
+                    help="intra-op threads of each side with --against (default: this process's)")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # worker mode of --against
+
+
 def serve(handlers: dict):
     """The worker's loop: one JSON request per stdin line, one marked JSON reply each."""
     import torch

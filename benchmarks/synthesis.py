@@ -135,10 +135,7 @@ def main():
     ap.add_argument("--batches", default="1,8", help="comma-separated batch sizes")
     ap.add_argument("--reps", type=int, default=2, help="timed runs per configuration (per side with --against)")
     ap.add_argument("--ref", action="store_true", help="also time the official (reference) op sequence")
-    ap.add_argument("--against", metavar="TREE", help="another rmmv-gan checkout to time side by side with this one")
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                    help="intra-op threads of each side with --against (default: this process's)")
-    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # worker mode of --against
+    sidebyside.add_arguments(ap, torch.get_num_threads())
     args = ap.parse_args()
     if args.serve:
         return sidebyside.serve({"make": _make, "load": _load, "time": _time, "save_output": _save_output})

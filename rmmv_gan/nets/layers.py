@@ -23,7 +23,9 @@ class FullyConnectedLayer(torch.nn.Module):
         self.activation = activation
         self.weight_gain = lr_multiplier / np.sqrt(in_features)
         self.bias_gain = lr_multiplier
-        self.weight = torch.nn.Parameter(torch.randn([out_features, in_features]) * (weight_init / lr_multiplier))
+        # In place: on the meta device (models.check_architecture) an out-of-place product goes
+        # through PyTorch's Python decompositions, whose first use imports torch._dynamo (1.3 s).
+        self.weight = torch.nn.Parameter(torch.randn([out_features, in_features]).mul_(weight_init / lr_multiplier))
         if bias:
             init = np.broadcast_to(np.asarray(bias_init, dtype=np.float32), [out_features])
             self.bias = torch.nn.Parameter(torch.from_numpy(init / lr_multiplier))

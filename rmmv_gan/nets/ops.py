@@ -71,7 +71,10 @@ def setup_filter(f, normalize=True, flip_filter=False, gain=1, separable=None) -
     Short 1-D filters (under 8 taps) become their 2-D outer product; longer ones stay
     separable. The filter is normalised to sum 1 before the gain is applied.
     """
-    f = torch.as_tensor(np.asarray(f if f is not None else 1, dtype=np.float32))
+    # On the CPU even while a network is built on the meta device (models.check_architecture):
+    # there the arithmetic below would go through PyTorch's Python decompositions, whose first
+    # use imports torch._dynamo, 1.3 s of every start-up. A filter is a few dozen numbers.
+    f = torch.as_tensor(np.asarray(f if f is not None else 1, dtype=np.float32), device="cpu")
     if f.ndim == 0:
         f = f[None]
     if separable is None:

@@ -72,14 +72,15 @@ class SynthesisInput(torch.nn.Module):
         self.size = np.broadcast_to(np.asarray(size), [2])  # [width, height]
         self.sampling_rate = sampling_rate
         self.bandwidth = bandwidth
-        freqs = torch.randn([channels, 2])
+        # Drawn on the CPU also when the network is built on the meta device (see ops.setup_filter).
+        freqs = torch.randn([channels, 2], device="cpu")
         radii = freqs.square().sum(dim=1, keepdim=True).sqrt()
         freqs /= radii * radii.square().exp().pow(0.25)
         freqs *= bandwidth
-        phases = torch.rand([channels]) - 0.5
+        phases = torch.rand([channels], device="cpu") - 0.5
         self.weight = torch.nn.Parameter(torch.randn([channels, channels]))
         self.affine = FullyConnectedLayer(w_dim, 4, weight_init=0, bias_init=[1, 0, 0, 0])
-        self.register_buffer("transform", torch.eye(3, 3))  # user-specified inverse transform of the image
+        self.register_buffer("transform", torch.eye(3, 3, device="cpu"))  # user-specified inverse transform of the image
         self.register_buffer("freqs", freqs)  # [C, 2]
         self.register_buffer("phases", phases)  # [C]
 

@@ -1,12 +1,14 @@
-"""Start a face training run from a pack's face model (when the original run's checkpoint is gone).
+"""Start a training run from a pack's model (when the original run's checkpoint is gone).
 
-The pack holds G_ema and D (float16) but not the trainer's learned expression ws, which the
-face model was trained with at its expression layers. This script builds a trainer for the
-portrait renderer, loads the pack's networks into it, fits the expression ws with the networks
-frozen (on renderer pairs, the trainer's own loss), and writes `checkpoint.pt`, so that
-`rmmv-gan train --data portraits --outdir RUN --expression-layers ...` resumes from it.
+The pack holds G_ema and D (float16), not the trainer's state. This script builds a trainer
+for the matching procedural renderer and loads the pack's networks into it (G and G_ema both
+from the pack's G_ema). The face model was also trained with learned expression ws at its
+expression layers, which the pack lacks: they are fitted with the networks frozen (on renderer
+pairs, the trainer's own loss). It writes `checkpoint.pt`, so that the same
+`rmmv-gan train --data ... --outdir RUN` command resumes from it (optimiser state fresh).
 
-    python tools/face_from_pack.py --pack rmmv_gan/packs/default --outdir runs/face3 --step 22250
+    python tools/run_from_pack.py --pack rmmv_gan/packs/default --outdir runs/face3 --step 22250
+    python tools/run_from_pack.py --model sprite --pack rmmv_gan/packs/default --outdir runs/sprite2 --step 31250
 """
 
 import argparse
@@ -21,18 +23,19 @@ from rmmv_gan.train import TrainConfig, Trainer
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=["face", "sprite"], default="face")
     ap.add_argument("--pack", required=True)
     ap.add_argument("--outdir", required=True)
     ap.add_argument("--step", type=int, required=True, help="the step count the pack's model was exported at")
-    ap.add_argument("--expression-layers", default="2,3,4")
+    ap.add_argument("--expression-layers", default="2,3,4", help="face only; empty for none")
     ap.add_argument("--fit-steps", type=int, default=300, help="steps fitting the expression ws alone")
     ap.add_argument("--batch", type=int, default=16)
     args = ap.parse_args()
     pack = load_pack(args.pack)
-    path = pack.model_path("face")
-    layers = [int(i) for i in args.expression_layers.split(",")]
-    cfg = TrainConfig(data="portraits", outdir=args.outdir, steps=args.step, recon_steps=args.step,
-                      batch=args.batch, expression_layers=layers)
+    path = pack.model_path(args.model)
+    layers = [int(i) for i in args.expression_layers.split(",") if i.strip()] if args.model == "face" else []
+    cfg = TrainConfig(data="portraits" if args.model == "face" else "sprites", outdir=args.outdir, steps=args.step,
+                      recon_steps=args.step, batch=args.batch, expression_layers=layers)
     trainer = Trainer(cfg)
     G = load_generator(path)
     D = load_discriminator(path)
@@ -40,6 +43,11 @@ def main():
     trainer.G.load_state_dict(state)
     trainer.G_ema.load_state_dict(state)
     trainer.D.load_state_dict({k: v.float() for k, v in D.state_dict().items()})
+    trainer.step = args.step
+    if not layers:
+        trainer.save_checkpoint()
+        print(f"wrote {trainer.checkpoint_path}")
+        return
     with torch.no_grad():
         trainer.expression_ws.copy_(trainer.G.mapping.w_avg + trainer._expression_offsets)
     # Fit the expression ws alone: the networks are frozen.
@@ -54,7 +62,6 @@ def main():
         if i % 25 == 0 or i == args.fit_steps - 1:
             print(f"fit {i} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
     trainer.G.requires_grad_(True)
-    trainer.step = args.step
     trainer.save_checkpoint()
     print(f"wrote {trainer.checkpoint_path}")
 

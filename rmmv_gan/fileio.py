@@ -88,7 +88,10 @@ def atomic_write_all(items: Iterable[tuple[str | os.PathLike, Callable[[BinaryIO
             os.replace(_stage(journal, lambda f: f.write(json.dumps(note).encode()), None), journal)
         for tmp, path in staged:
             if overwrite:
+                created = not os.path.lexists(path)
                 os.replace(tmp, path)
+                if created:  # new with overwrite too: removed again if a later one fails
+                    placed.append(path)
             else:
                 _place_new(tmp, path)
                 placed.append(path)

@@ -455,7 +455,8 @@ def character_set_files(folder, set_name: str) -> dict:
 def save_character_set(folder, set_name: str, characters, face_size: int = 144, *,
                        overwrite: bool = False) -> dict:
     """Compose the first 8 characters into one 8-character walk sheet (`img/characters/SET.png`)
-    and a face sheet of their first (neutral) faces (`img/faces/SET.png`); returns {kind: path}."""
+    and a face sheet of their first (neutral) faces (`img/faces/SET.png`); returns {kind: path}.
+    The two files are written as one, as `save_character` writes a character's."""
     from .sheets import eight_character_sheet, face_sheet
 
     paths = character_set_files(folder, set_name)
@@ -465,5 +466,10 @@ def save_character_set(folder, set_name: str, characters, face_size: int = 144, 
             raise AssetExistsError(f"{clash} already exists; use overwrite to replace it")
     sheet = eight_character_sheet([c.walk_sheet for c in characters[:8]])
     neutral = face_sheet([c.faces[0] for c in characters[:8]], face_size)
-    return {"characters": write_character(folder, set_name, sheet, single=False, overwrite=overwrite),
-            "faces": write_faces(folder, set_name, neutral, overwrite=overwrite)}
+    make_folders(folder, paths.values())
+    # Beside the characters' journals, where the daemon and the watcher look for them at start.
+    journal = folder.data_dir / "characters" / f".{hashlib.sha256(name_key(set_name).encode()).hexdigest()[:16]}.set.pending"
+    make_folders(folder, [journal])
+    atomic_write_all([(paths["characters"], _png_writer(sheet)), (paths["faces"], _png_writer(neutral))],
+                     overwrite, make_folder=False, journal=journal)
+    return paths

@@ -166,6 +166,17 @@ def test_export_count_and_combined_sheets(pack_dir, tmp_path):
     assert np.asarray(Image.open(tmp_path / "img" / "faces" / "Guard_set.png")).shape == (288, 576, 4)
 
 
+def test_a_combined_set_whose_face_sheet_cannot_be_written_leaves_no_walk_sheet(pack_dir, tmp_path):
+    faces = tmp_path / "img" / "faces"
+    (faces / "Guard_set.png").mkdir(parents=True)  # the face sheet's place is taken by a folder
+    (faces / "Guard_set.png" / "keep.txt").write_text("x")
+    result = run("export", "--out", tmp_path, "--pack", pack_dir, "--seed", 40, "--count", 2, "--name", "Guard",
+                 "--combined", "--overwrite")
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error")
+    assert not (tmp_path / "img" / "characters" / "Guard_set.png").exists()
+
+
 @pytest.mark.parametrize("args,words", [
     (["--archetype", "knight"], ["archetype"]), (["--psi", "3"], ["psi"]), (["--psi", "abc"], ["--psi"]),
     (["--seed", "-4"], ["seed"]), (["--name", "../evil"], ["name"]), (["--name", "a/b"], ["name"]),

@@ -552,10 +552,14 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
 @click.option("--w-only-steps", type=click.IntRange(0), default=0, show_default=True,
               help="Procedural data: first steps on the w loss alone (fast, no face synthesis).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True, max=1), default=0.001, show_default=True)
+@click.option("--w-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Procedural data: weight of the pull toward the face model's own w of the person, beside "
+                   "the loss on the drawn face. Lower it when the face model's mapping draws its people "
+                   "only roughly (docs/packs.md).")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUTDIR/checkpoint.pt.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, resume, seed, device):
+def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weight, resume, seed, device):
     """Train a sprite-to-face encoder for a pack: walk sheet in, face w out, in one pass.
 
     Put the resulting OUTDIR/encoder.safetensors into the pack and name it in pack.json
@@ -577,7 +581,8 @@ def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, resume
             log_file.write(line + "\n")
             log_file.flush()
 
-        cfg = EncoderConfig(outdir=str(outdir), steps=steps, batch=batch, lr=lr, w_only_steps=w_only_steps, seed=seed)
+        cfg = EncoderConfig(outdir=str(outdir), steps=steps, batch=batch, lr=lr, w_only_steps=w_only_steps,
+                            w_weight=w_weight, seed=seed)
         trainer = EncoderTrainer(cfg, opened, pairs, log=log)
         if resume:
             try:

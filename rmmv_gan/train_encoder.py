@@ -15,8 +15,14 @@ Pairs of (walk sheet, face) teach it; two sources of pairs:
 The loss (per batch):
 - image: L1 between the face model's drawing of the encoder's w and the target face, at the
   model's size and area-downsampled to 18 x 18 (where a person's hair, skin and clothes
-  colours are, and what the identity benchmark measures);
-- w: squared distance to the true w, where it is known (procedural pairs);
+  colours are, and what the identity benchmark measures). The w is drawn as the pipeline
+  draws the neutral face: with the pack's first emotion mixed in, so the encoder puts the
+  person into the layers that the emotions leave alone;
+- w: squared distance to the true w, where it is known (procedural pairs), weighted by
+  `w_weight`. The true w is the face model's mapping of v, a single w at every layer, which
+  draws v's person only roughly (the default face model loses hoods, hats and eye colours
+  there, while a W+ found per layer draws them), so once the image loss is on it is a light
+  pull only;
 - W+ spread (e4e's regulariser): squared distance of each layer's w from the mean over layers,
   which keeps w where the face model was trained to draw: a W+ free at every layer reaches
   faces the model never learned and draws them smeared.
@@ -41,7 +47,7 @@ import torch.nn.functional as F
 
 from .encoder import SpriteFaceEncoder, save_encoder
 from .fileio import atomic_write
-from .latent import mix
+from .pipeline import apply_mix
 
 IDENTITY_SIZE = 18  # the identity benchmark compares faces at 18 x 18 (benchmarks/face_identity.py)
 
@@ -71,10 +77,8 @@ def neutral_ws(opened, z: torch.Tensor) -> torch.Tensor:
     G = opened.face
     with torch.no_grad():
         ws = G.mapping(z, None)
-    first = opened.pack.emotions[0].face
-    if first.preset is None or not first.layers:
-        return ws
-    return torch.stack([mix(w, opened.presets[("face", first.preset)], first.layers) for w in ws])
+    emotions = opened.pack.emotions
+    return apply_mix(ws, opened, "face", emotions[0].face) if emotions else ws
 
 
 # ----------------------------------------------------------------------------------------------
@@ -223,7 +227,7 @@ class EncoderConfig:
     lr: float = 0.001
     w_only_steps: int = 0  # first steps with the w loss alone (cheap: no face synthesis)
     image_weight: float = 1.0
-    w_weight: float = 1.0
+    w_weight: float = 1.0  # see the module doc: lower it to let the image loss find better ws
     spread_weight: float = 0.05
     channels: int = 32
     hidden: int = 512
@@ -252,6 +256,8 @@ class EncoderTrainer:
             self.encoder.w_avg.copy_(G_f.mapping.w_avg)
         self.opt = torch.optim.Adam(self.encoder.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.step = 0
+        emotions = opened.pack.emotions
+        self.neutral = emotions[0].face if emotions else None
 
     @property
     def checkpoint_path(self) -> Path:
@@ -278,6 +284,10 @@ class EncoderTrainer:
     def _tensor(self, imgs: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
 
+    def as_drawn(self, ws: torch.Tensor) -> torch.Tensor:
+        """ws [N, num_ws, w_dim] as the pipeline draws the neutral face: the first emotion mixed in."""
+        return ws if self.neutral is None else apply_mix(ws, self.opened, "face", self.neutral)
+
     def train_step(self) -> dict:
         cfg = self.cfg
         sheets, faces, true_ws = self.pairs.batch(cfg.batch)
@@ -291,7 +301,7 @@ class EncoderTrainer:
         loss = loss + cfg.spread_weight * spread
         stats["spread"] = spread.item()
         if self.step >= cfg.w_only_steps or true_ws is None:
-            fake = self.G.synthesis(ws, noise_mode="const")
+            fake = self.G.synthesis(self.as_drawn(ws), noise_mode="const")
             li = image_loss(fake, self._tensor(faces))
             loss = loss + cfg.image_weight * li
             stats["image"] = li.item()

@@ -284,3 +284,29 @@ def test_an_encoder_gain_out_of_range_is_refused(tiny_pack, tmp_path, gain):
     (dst / "pack.json").write_text(json.dumps(manifest))
     with pytest.raises(PackError, match="face.encoder_gain"):
         load_pack(dst)
+
+
+def test_the_encoder_learns_faces_as_the_pipeline_draws_them(tiny_pack, tmp_path):
+    """The image loss sees the encoder's w with the pack's neutral emotion mixed in, as the
+    pipeline draws the neutral face: the layers that emotion replaces learn nothing from it."""
+    import shutil
+
+    from rmmv_gan.packs import add_preset
+    from rmmv_gan.train_encoder import EncoderConfig, EncoderTrainer, FolderPairs
+
+    pack = tmp_path / "pack"
+    shutil.copytree(tiny_pack, pack)
+    add_preset(pack, "face", "calm", seed=5)
+    manifest = json.loads((pack / "pack.json").read_text())
+    manifest["emotions"] = [{"name": "neutral", "preset": "calm", "layers": [1, 2]}]
+    (pack / "pack.json").write_text(json.dumps(manifest))
+    opened = open_pack(pack)
+    pairs = FolderPairs(opened, matched_game(tmp_path / "game", opened) / "img")
+    trainer = EncoderTrainer(EncoderConfig(outdir=str(tmp_path / "run"), spread_weight=0.0), opened, pairs, log=lambda _: None)
+    torch.nn.init.normal_(trainer.encoder.out.weight, std=0.1)  # gradients reach every layer's rows
+    before = trainer.encoder.out.weight.detach().clone().view(opened.face.num_ws, opened.face.w_dim, -1)
+    trainer.train_step()
+    after = trainer.encoder.out.weight.detach().view(opened.face.num_ws, opened.face.w_dim, -1)
+    changed = [(after[i] != before[i]).any().item() for i in range(opened.face.num_ws)]
+    assert not changed[1] and not changed[2]
+    assert all(changed[i] for i in range(opened.face.num_ws) if i not in (1, 2))

@@ -47,8 +47,10 @@
  * apart.
  *
  * Main menu: "Generate NPC" (test play only, by default) opens a scene with
- * the pack's archetypes, psi, seed, a Generate button, a progress gauge, the
- * new walk sheet animated in four directions and the eight faces.
+ * the pack's archetypes, the archetype's strength (left/right by 0.1; each
+ * archetype starts at its own default), psi, seed, a Generate button, a
+ * progress gauge, the new walk sheet animated in four directions and the
+ * eight faces.
  *
  * More: docs/plugin.md in rmmv-gan.
  *
@@ -1064,7 +1066,7 @@ var RmmvGan = (function() {
         return typeof ColorManager !== 'undefined' ? ColorManager.textColor(n) : self.textColor(n);
     }
 
-    // Options: archetype, psi, seed (changed with left/right or OK), Generate, Close.
+    // Options: archetype, strength, psi, seed (changed with left/right or OK), Generate, Close.
     function Window_RmmvGanOptions() {
         this.initialize.apply(this, arguments);
     }
@@ -1090,6 +1092,7 @@ var RmmvGan = (function() {
     Window_RmmvGanOptions.prototype.makeCommandList = function() {
         var busy = this._settings.busy;
         this.addCommand('Archetype', 'archetype', !busy);
+        this.addCommand('Strength', 'strength', !busy);
         this.addCommand('Psi', 'psi', !busy);
         this.addCommand('Seed', 'seed', !busy);
         this.addCommand(busy ? 'Cancel' : 'Generate', busy ? 'stop' : 'generate', true);
@@ -1099,6 +1102,7 @@ var RmmvGan = (function() {
     Window_RmmvGanOptions.prototype.valueText = function(symbol) {
         var s = this._settings;
         if (symbol === 'archetype') return s.archetypes.length ? s.archetypes[s.archetypeIndex] : '(default)';
+        if (symbol === 'strength') return s.strength === null ? '(archetype\'s)' : s.strength.toFixed(2);
         if (symbol === 'psi') return s.psi === null ? '(archetype\'s)' : s.psi.toFixed(2);
         if (symbol === 'seed') return s.seed === null ? 'random' : String(s.seed);
         return '';
@@ -1122,8 +1126,20 @@ var RmmvGan = (function() {
         return range ? Math.max(range[0], Math.min(range[1], value)) : value;
     }
 
+    // value moved by `step` tenths, rounded to hundredths (no 0.30000000000000004 to show or send)
+    function tenthsStep(value, step) {
+        return Math.round((value + step * 0.1) * 100) / 100;
+    }
+
+    // The chosen archetype's default strength, as /api/pack gives it; null (the daemon's
+    // default, shown as "(archetype's)") when unknown.
+    function archetypeStrength(s) {
+        var strength = s.archetypeStrength[s.archetypes[s.archetypeIndex]];
+        return typeof strength === 'number' ? strength : null;
+    }
+
     Window_RmmvGanOptions.prototype.isValueSymbol = function(symbol) {
-        return symbol === 'archetype' || symbol === 'psi' || symbol === 'seed';
+        return symbol === 'archetype' || symbol === 'strength' || symbol === 'psi' || symbol === 'seed';
     };
 
     Window_RmmvGanOptions.prototype.changeValue = function(symbol, step) {
@@ -1133,9 +1149,13 @@ var RmmvGan = (function() {
             s.archetypeIndex = (s.archetypeIndex + step + s.archetypes.length) % s.archetypes.length;
             var psi = s.archetypePsi[s.archetypes[s.archetypeIndex]];
             if (s.psiFollowsArchetype && typeof psi === 'number') s.psi = psi;
+            // Always: a strength suits one archetype (its default is that archetype's own).
+            s.strength = archetypeStrength(s);
+        } else if (symbol === 'strength') {
+            s.strength = withinLimits(s.limits, 'strength', tenthsStep(s.strength || 0, step));
         } else if (symbol === 'psi') {
             var base = s.psi === null ? 0.7 : s.psi;
-            s.psi = withinLimits(s.limits, 'psi', Math.round((base + step * 0.1) * 100) / 100);
+            s.psi = withinLimits(s.limits, 'psi', tenthsStep(base, step));
             s.psiFollowsArchetype = false;
         } else if (symbol === 'seed') {
             // OK (step 0) switches between random and a fixed seed; left/right change it.
@@ -1361,8 +1381,10 @@ var RmmvGan = (function() {
         Scene_MenuBase.prototype.initialize.call(this);
         this._previewName = null;
         this._job = null;
-        this._settings = {archetypes: [], archetypePsi: {}, archetypeIndex: 0, psi: params.defaultPsi,
-            psiFollowsArchetype: params.defaultPsi === null, seed: null, lastSeed: 0, busy: false, limits: null};
+        // strength null: none is sent, and the daemon uses the archetype's default.
+        this._settings = {archetypes: [], archetypePsi: {}, archetypeStrength: {}, archetypeIndex: 0,
+            psi: params.defaultPsi, psiFollowsArchetype: params.defaultPsi === null, strength: null,
+            seed: null, lastSeed: 0, busy: false, limits: null};
     };
 
     Scene_RmmvGan.prototype.prepare = function(previewName) {
@@ -1376,8 +1398,9 @@ var RmmvGan = (function() {
         var height = Graphics.boxHeight - top;
         var left = Math.min(320, Math.floor(width * 0.4));
         // MZ sizes windows from the scene (selectable rows are taller); MV from the window.
-        var optionsHeight = this.calcWindowHeight ? this.calcWindowHeight(5, true)
-            : Window_Base.prototype.fittingHeight.call(Window_Base.prototype, 5);
+        var rows = 6;  // Window_RmmvGanOptions' commands
+        var optionsHeight = this.calcWindowHeight ? this.calcWindowHeight(rows, true)
+            : Window_Base.prototype.fittingHeight.call(Window_Base.prototype, rows);
         this._optionsWindow = new Window_RmmvGanOptions(0, top, left, optionsHeight, this._settings);
         this._optionsWindow.setHandler('generate', this.onGenerate.bind(this));
         this._optionsWindow.setHandler('stop', this.onStop.bind(this));
@@ -1423,18 +1446,21 @@ var RmmvGan = (function() {
         for (var i = 0; i < pack.archetypes.length; i++) {
             s.archetypes.push(pack.archetypes[i].name);
             s.archetypePsi[pack.archetypes[i].name] = pack.archetypes[i].psi;
+            s.archetypeStrength[pack.archetypes[i].name] = pack.archetypes[i].strength;
         }
         var wanted = params.defaultArchetype || (pack.defaults && pack.defaults.archetype);
         s.archetypeIndex = Math.max(0, s.archetypes.indexOf(wanted));
         if (s.psiFollowsArchetype) s.psi = s.archetypePsi[s.archetypes[s.archetypeIndex]];
         if (typeof s.psi !== 'number') s.psi = null;
+        s.strength = archetypeStrength(s);
         this._optionsWindow.refresh();
     };
 
     Scene_RmmvGan.prototype.onGenerate = function() {
         var s = this._settings;
         if (!s.archetypes.length && params.transport === 'http') this.loadPack();
-        var opts = {archetype: s.archetypes.length ? s.archetypes[s.archetypeIndex] : null, psi: s.psi, seed: s.seed};
+        var opts = {archetype: s.archetypes.length ? s.archetypes[s.archetypeIndex] : null, psi: s.psi,
+            strength: s.strength, seed: s.seed};
         this._job = generate(opts);
         s.busy = true;
         this._optionsWindow.refresh();

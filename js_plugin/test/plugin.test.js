@@ -30,6 +30,34 @@ function closedPort() {
     });
 }
 
+// The value drawn right of an options row (the row named `label`).
+function shownValue(window, label) {
+    const drawn = window.contents.ops.filter((o) => o[0] === 'drawText');
+    const row = drawn.find((o) => o[1] === label && o[5] === 'left');
+    assert.ok(row, `no row ${label}: ${drawn.map((o) => o[1]).join('|')}`);
+    const value = drawn.find((o) => o[3] === row[3] && o[5] === 'right');
+    return value ? value[1] : null;
+}
+
+// A pack as GET /api/pack answers it: two archetypes with their own default strength.
+const TWO_ARCHETYPES = {name: 'two', archetypes: [{name: 'knight', psi: 0.6, strength: 0.3}, {name: 'villain', psi: 0.7, strength: 0.8}],
+    defaults: {archetype: 'knight', psi: 0.6, strength: 0.3}, limits: {psi: [-2, 2], seed: [0, 4294967295], strength: [0, 1]}};
+
+// The Generate NPC scene with the request-file transport (no daemon asked), its windows made.
+async function optionsScene(e) {
+    e.SceneManager.push(e.RmmvGan.Scene_RmmvGan);
+    await runFrames(e, () => e.SceneManager._scene instanceof e.RmmvGan.Scene_RmmvGan && e.SceneManager._scene._optionsWindow);
+    return e.SceneManager._scene;
+}
+
+// The one request file the scene's Generate wrote, parsed.
+function writtenRequest(game) {
+    const dir = path.join(game, 'rmmv_gan', 'requests');
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
+    assert.equal(files.length, 1, files.join(','));
+    return JSON.parse(fs.readFileSync(path.join(dir, files[0]), 'utf8'));
+}
+
 function generateCommand(engine, mvArgs, mzArgs) {
     return pluginCommand(engine, 'RmmvGan generate ' + mvArgs,
         {command: 'generate', args: Object.assign({archetype: '', psi: '', strength: '', name: '', seed: '', event: 'this'}, mzArgs)});
@@ -148,7 +176,7 @@ for (const kind of ENGINES) {
             const status = () => e.SceneManager._scene && e.SceneManager._scene._statusWindow;
             await runFrames(e, () => status() && /not running/.test(status().text()));
             const scene = e.SceneManager._scene;
-            assert.deepEqual(scene._optionsWindow.symbols(), ['archetype', 'psi', 'seed', 'generate', 'cancel']);
+            assert.deepEqual(scene._optionsWindow.symbols(), ['archetype', 'strength', 'psi', 'seed', 'generate', 'cancel']);
             assert.ok(scene._previewWindow instanceof e.RmmvGan.Window_RmmvGanPreview);
             assert.match(status().contents.texts().join(' '), /rmmv-gan serve --project/);
             assert.ok(status().contents.ops.some((o) => o[0] === 'drawText' && o[6] === '#text18'));
@@ -182,6 +210,58 @@ for (const kind of ENGINES) {
             const lines = w.contents.texts();
             assert.equal(lines.join('').replace(/ /g, ''), 'Start:C:/Users/someone/Documents/RPGMakerMV/Averylonggamename/');
             assert.ok(lines.every((l) => l.length * 14 <= w.contents.width), lines.join('|'));
+        });
+
+        test('the scene\'s strength starts at the archetype\'s default and steps by 0.1 within 0..1', async () => {
+            const e = makeEngine(kind, {gameDir: game, parameters: {transport: 'files'}});
+            const scene = await optionsScene(e);
+            const options = scene._optionsWindow;
+            assert.equal(shownValue(options, 'Strength'), '(archetype\'s)', 'no pack: the daemon\'s default');
+            scene.applyPack(TWO_ARCHETYPES);
+            assert.equal(shownValue(options, 'Strength'), '0.30');
+            options.selectSymbol('strength');
+            options.cursorRight();
+            assert.equal(shownValue(options, 'Strength'), '0.40');
+            for (let i = 0; i < 8; i++) options.cursorRight();
+            assert.equal(shownValue(options, 'Strength'), '1.00', 'no higher than 1');
+            for (let i = 0; i < 12; i++) options.cursorLeft();
+            assert.equal(shownValue(options, 'Strength'), '0.00', 'no lower than 0');
+            const drawn = options.contents.ops.filter((o) => o[0] === 'drawText');
+            assert.ok(drawn.every((o) => o[3] + o[8] <= options.contents.height), 'every row fits in the window');
+        });
+
+        test('the scene\'s strength goes into the request, and none is sent when it is the daemon\'s to choose', async () => {
+            const own = tempGame();
+            const e = makeEngine(kind, {gameDir: own, parameters: {transport: 'files'}});
+            const scene = await optionsScene(e);
+            scene.applyPack(TWO_ARCHETYPES);
+            scene._optionsWindow.selectSymbol('strength');
+            scene._optionsWindow.cursorLeft();
+            scene.onGenerate();
+            assert.deepEqual([writtenRequest(own).archetype, writtenRequest(own).strength], ['knight', 0.2]);
+            scene.onClose();  // takes the request file back
+            const unset = await optionsScene(makeEngine(kind, {gameDir: own, parameters: {transport: 'files'}}));  // no pack
+            unset.onGenerate();
+            assert.ok(!('strength' in writtenRequest(own)), JSON.stringify(writtenRequest(own)));
+            unset.onClose();
+            fs.rmSync(own, {recursive: true, force: true});
+        });
+
+        test('changing the archetype in the scene resets the strength to that archetype\'s default', async () => {
+            const e = makeEngine(kind, {gameDir: game, parameters: {transport: 'files'}});
+            const scene = await optionsScene(e);
+            scene.applyPack(TWO_ARCHETYPES);
+            const options = scene._optionsWindow;
+            options.selectSymbol('strength');
+            options.cursorRight();
+            options.selectSymbol('archetype');
+            options.cursorRight();
+            assert.deepEqual([shownValue(options, 'Archetype'), shownValue(options, 'Strength')], ['villain', '0.80']);
+            options.selectSymbol('strength');
+            options.cursorLeft();
+            options.selectSymbol('archetype');
+            options.cursorLeft();
+            assert.deepEqual([shownValue(options, 'Archetype'), shownValue(options, 'Strength')], ['knight', '0.30']);
         });
 
         test('the image caches forget a name, so a new file shows at once', async () => {
@@ -427,6 +507,9 @@ describe('with a real daemon', () => {
             assert.deepEqual(plain(scene._settings.archetypes).sort(), ['default', 'hero']);
             assert.ok(options.contents.texts().includes('hero'), options.contents.texts().join('|'));
             assert.ok(options.contents.texts().includes('0.60'), 'psi follows the archetype');
+            assert.equal(shownValue(options, 'Strength'), '0.00', 'the archetype\'s default, from /api/pack');
+            options.selectSymbol('strength');
+            for (let i = 0; i < 3; i++) options.cursorRight();
             options.selectSymbol('psi');
             options.cursorLeft();
             options.selectSymbol('seed');
@@ -446,6 +529,8 @@ describe('with a real daemon', () => {
             assert.ok(gauges > 0, 'a progress gauge was drawn');
             assert.equal(scene._statusWindow.text(), `Made $hero_${seed} (faces hero_${seed}, seed ${seed}).`);
             assert.ok(fs.existsSync(path.join(daemon.game, 'img', 'characters', `$hero_${seed}.png`)));
+            const meta = JSON.parse(fs.readFileSync(path.join(daemon.game, 'rmmv_gan', 'characters', `hero_${seed}.json`), 'utf8'));
+            assert.deepEqual([meta.strength, meta.psi], [0.3, 0.5]);
             const blts = scene._previewWindow.contents.ops.filter((o) => o[0] === 'blt');
             const walk = blts.filter((o) => o[1] === `img/characters/%24hero_${seed}.png`);
             const faces = blts.filter((o) => o[1] === `img/faces/hero_${seed}.png`);

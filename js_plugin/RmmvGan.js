@@ -1152,7 +1152,9 @@ var RmmvGan = (function() {
             // Always: a strength suits one archetype (its default is that archetype's own).
             s.strength = archetypeStrength(s);
         } else if (symbol === 'strength') {
-            s.strength = withinLimits(s.limits, 'strength', tenthsStep(s.strength || 0, step));
+            // 0-1 by definition (the type alone .. the archetype's own character), also where
+            // the files transport reports no limits.
+            s.strength = Math.max(0, Math.min(1, withinLimits(s.limits, 'strength', tenthsStep(s.strength || 0, step))));
         } else if (symbol === 'psi') {
             var base = s.psi === null ? 0.7 : s.psi;
             s.psi = withinLimits(s.limits, 'psi', tenthsStep(base, step));

@@ -375,30 +375,23 @@ def conv3x3_winograd(x, weight, padding=0, tile_elements=1 << 22):
 # Filtered leaky ReLU (StyleGAN3)
 
 
-def _polyphase_taps(f: np.ndarray, up: int, pad0: int, length: int):
-    """Split an upsampling filter into `up` phases that run on the low-rate signal.
+def _transposed_geometry(taps: int, up: int, pad0: int, length: int, needed: int):
+    """How a transposed convolution of stride `up` computes samples 0..needed-1 of the official
+    upsampling (zero insertion, `pad0` zeros before, convolution with a `taps`-tap filter) of
+    a signal of `length` samples.
 
-    Upsampling x (length L) by zero insertion, padding by `pad0` (and enough after), and
-    convolving with f gives y[m] = sum_k f[k] * s[m + K-1 - pad0 - k], where s holds x at
-    multiples of `up`. For the output phase rho = m mod up only the taps k = phi, phi + up, ...
-    meet non-zero samples. Returns (kernels [up, Kw], lo, Kw, Q): output y[up*q + rho] is the
-    correlation of kernels[rho] with x[q + lo : q + lo + Kw], for q in [0, Q), Q*up >= length.
+    Returns (before, after, crop, count): prepend `before` and append `after` zeros to the
+    signal; the transposed convolution with padding `crop` gives `count` >= needed samples,
+    the first `needed` of which are the official ones. (The official sample m is
+    sum_k f[k] s[m + taps - 1 - pad0 - k], s the zero-stuffed signal; the transposed
+    convolution's full output j is sum_k f[k] s[j - k], and `crop` drops its first samples.)
     """
-    K = len(f)
-    phases = []
-    for rho in range(up):
-        phi = (rho + K - 1 - pad0) % up
-        c = (rho + K - 1 - pad0 - phi) // up
-        taps = list(range(phi, K, up))  # k = phi + up*t, t = 0..T-1, reads x[q + c - t]
-        phases.append((c, taps))
-    lo = min(c - len(taps) + 1 for c, taps in phases)
-    hi = max(c for c, _ in phases)
-    kw = hi - lo + 1
-    kernels = np.zeros([up, kw], dtype=np.float64)
-    for rho, (c, taps) in enumerate(phases):
-        for t, k in enumerate(taps):
-            kernels[rho, c - t - lo] = f[k]
-    return kernels, lo, kw, -(-length // up)
+    crop = taps - 1 - pad0
+    before = max(0, -(crop // up))  # a negative crop is made up by zeros before the signal
+    crop += up * before
+    count = (length + before - 1) * up - 2 * crop + taps
+    after = max(0, -(-(needed - count) // up))
+    return before, after, crop, count + up * after
 
 
 class FilteredLReLUPlan:
@@ -436,6 +429,7 @@ class FilteredLReLUPlan:
         # (linear) down filter.
         self.act_clamp = None if clamp is None else float(clamp) / self.gain
         self.trivial = fu is None and fd is None and up == 1 and down == 1
+        self.padding = (px0, px1, py0, py1)
         fu_np = np.ones(1) if fu is None else fu.detach().cpu().double().numpy()
         fd_np = np.ones([1, 1]) if fd is None else fd.detach().cpu().double().numpy()
         if fu_np.ndim != 1:
@@ -447,33 +441,29 @@ class FilteredLReLUPlan:
         tmp_h = in_h * u + py0 + py1 - (ku - 1)
         self.out_w = (tmp_w - kd + d) // d
         self.out_h = (tmp_h - kd + d) // d
-        self.m_w, self.m_h = -(-self.out_w // r), -(-self.out_h // r)  # outputs per output phase
 
         # Down stage: the official strided filter on the activated temporary grid; for a
-        # separable filter as two 1-D passes (the gain on the horizontal one). The grid holds
-        # `up` samples per component; components q < m + taps - 1 cover every temporary sample
-        # an output reads (u * (taps - 1) >= kd - d).
-        self.taps = taps = (d * (r - 1) + kd - 1) // u + 1
+        # separable filter as two 1-D passes (the gain on the horizontal one).
         g1 = fd_np[::-1] if self.separable else None
         self.down_full = torch.from_numpy((fd2[::-1, ::-1] * gain).astype(np.float32).copy())
         self.down_1d = None if g1 is None else (torch.from_numpy((g1 * gain).astype(np.float32)[None, :].copy()),
                                                 torch.from_numpy(g1.astype(np.float32)[:, None].copy()))
 
-        # Up stage: enough samples of each component for the down stage's windows.
-        kx, lox, kwx, qx = _polyphase_taps(fu_np * u, u, px0, tmp_w)  # gain up**2, split over the axes
-        ky, loy, kwy, qy = _polyphase_taps(fu_np * u, u, py0, tmp_h)
-        # The down stage reads components q < m + taps - 1 only (which covers every temporary
-        # sample an output needs), so exactly that many are computed: no crop, no copy.
-        qx, qy = self.m_w + taps - 1, self.m_h + taps - 1
-        self.up_pad = [-lox, (qx - 1 + lox + kwx - 1) - (in_w - 1), -loy, (qy - 1 + loy + kwy - 1) - (in_h - 1)]
-        self.up_2d = torch.from_numpy(np.einsum("ai,bj->abij", ky, kx).reshape(u * u, kwy, kwx).astype(np.float32))
-        self.up_1d = (torch.from_numpy(kx.astype(np.float32)), torch.from_numpy(ky.astype(np.float32)))
+        # Up stage: a transposed convolution of stride `up` along each axis (the 1-D up filter,
+        # gain up per axis) computes the upsampled signal straight into the interleaved grid;
+        # the down stage reads its first tmp_h x tmp_w samples.
+        gx = _transposed_geometry(ku, u, px0, in_w, tmp_w)
+        gy = _transposed_geometry(ku, u, py0, in_h, tmp_h)
+        self.up_pad = [gx[0], gx[1], gy[0], gy[1]]  # low-rate zeros around the input
+        self.up_crop = (gy[2], gx[2])
+        self.grid_size = (gy[3], gx[3])
+        self.up_1d = (torch.from_numpy((fu_np * u).astype(np.float32)[None, :].copy()),
+                      torch.from_numpy((fu_np * u).astype(np.float32)[:, None].copy()))
         self._weights = {}
 
     def to(self, device):
         self._weights = {}
-        for name in ("up_2d", "down_full"):
-            setattr(self, name, getattr(self, name).to(device))
+        self.down_full = self.down_full.to(device)
         self.up_1d = tuple(t.to(device) for t in self.up_1d)
         if self.down_1d is not None:
             self.down_1d = tuple(t.to(device) for t in self.down_1d)
@@ -491,37 +481,34 @@ class FilteredLReLUPlan:
         the activated temporary signal."""
         if b is not None:
             x = x + b.reshape(1, -1, 1, 1)
-        x = _pad(x.contiguous(memory_format=torch.channels_last), *self.up_pad)
+        x = x.contiguous(memory_format=torch.channels_last)
         if self.trivial:
             # 1x1 filters (the toRGB layer): padding, activation, gain only.
-            x = x[:, :, : self.out_h, : self.out_w]
+            x = _pad(x, *self.padding)[:, :, : self.out_h, : self.out_w]
             if self.slope != 1:
                 x = F.leaky_relu(x, self.slope)
             if self.act_clamp is not None:
                 x = x.clamp(-self.act_clamp, self.act_clamp)
             return x * self.gain if self.gain != 1 else x
-        run = self._grid
+        x = _pad(x, *self.up_pad)
 
         def chunk(xc, out):
             acts = None if kept is None else []
             if kept is not None:
                 kept.append(acts)
-            run(xc, out, acts)
+            self._grid(xc, out, acts)
 
-        out = self._map_chunks(chunk, x, x.shape[2:], (self.m_h * self.r, self.m_w * self.r), into_views=True)
-        return out[:, :, : self.out_h, : self.out_w]
+        return self._map_chunks(chunk, x, x.shape[2:], (self.out_h, self.out_w), into_views=True)
 
     def backward(self, dz, kept, x_shape):
         """The gradient of `forward` with respect to x (without the bias), given the output's
-        gradient and the activations `forward` kept: the transposed filters, on the same
-        polyphase components, with the activation's derivative in between."""
-        dz = _pad(dz.contiguous(memory_format=torch.channels_last), 0, self.m_w * self.r - self.out_w,
-                  0, self.m_h * self.r - self.out_h)  # the outputs computed and cropped away
-        back = self._grid_backward
+        gradient and the activations `forward` kept: the transposed filters with the
+        activation's derivative in between."""
         acts = iter(kept)
         px0, px1, py0, py1 = self.up_pad
         padded = (x_shape[2] + py0 + py1, x_shape[3] + px0 + px1)  # `forward`'s input and slices
-        dx = self._map_chunks(lambda dzc, out: back(dzc, out, next(acts)), dz, padded, padded)
+        dx = self._map_chunks(lambda dzc, out: self._grid_backward(dzc, out, next(acts)),
+                              dz.contiguous(memory_format=torch.channels_last), padded, padded)
         return _pad(dx, -px0, -px1, -py0, -py1)
 
     def _map_chunks(self, run, x, padded_size, out_size, into_views=False):
@@ -559,24 +546,18 @@ class FilteredLReLUPlan:
         pieces = [[piece(j, i) for i in range(0, c, step)] for j in range(n)]
         return whole if into_views else torch.cat([torch.cat(p, dim=1) for p in pieces], dim=0)
 
-    def _weight(self, c, k, dtype, flip=False):
-        """The per-channel depthwise weight of the 2-D kernel k (a view of one of the plan's
-        tables), expanded once per channel count and cached."""
-        key = (k.data_ptr(), tuple(k.shape), tuple(k.stride()), c, dtype, flip)
+    def _weight(self, c, k, dtype):
+        """The per-channel depthwise weight of the 2-D kernel k (one of the plan's tables),
+        expanded once per channel count and cached."""
+        key = (k.data_ptr(), tuple(k.shape), c, dtype)
         w = self._weights.get(key)
         if w is None:
-            k = k.to(dtype).flip([0, 1]) if flip else k.to(dtype)
-            w = self._weights[key] = k[None, None].expand(c, 1, *k.shape).contiguous()
+            w = self._weights[key] = k.to(dtype)[None, None].expand(c, 1, *k.shape).contiguous()
         return w
 
     def _dw(self, x, k, stride=1):
         """Depthwise valid correlation with the 2-D kernel k."""
         return F.conv2d(x, self._weight(x.shape[1], k, x.dtype), stride=stride, groups=x.shape[1])
-
-    def _dw_t(self, g, k):
-        """The transpose of `_dw` (stride 1): full correlation with the flipped kernel."""
-        return F.conv2d(g, self._weight(g.shape[1], k, g.dtype, flip=True), groups=g.shape[1],
-                        padding=(k.shape[0] - 1, k.shape[1] - 1))
 
     def _activate(self, a, out=None):
         """The activation, in place (called where no gradient is being recorded), or written
@@ -596,52 +577,17 @@ class FilteredLReLUPlan:
             g = torch.ops.aten.hardtanh_backward(g, a, -self.act_clamp, self.act_clamp)
         return g
 
-    # The up stage: the u x u polyphase components of the temporary signal. The up filter is
-    # separable; for u == 2 its 2-D component kernels are the faster form (measured), for
-    # u == 4 the 1-D passes (16 components share 4 horizontal passes).
-
-    def _up_2d(self):
-        return self.up <= self.up_2d_max
-
-    def _up(self, x, write):
-        """write(ry, rx, component) for each activated component ([N, C, Qy, Qx])."""
-        u = self.up
-        if self._up_2d():
-            for i, k in enumerate(self.up_2d):
-                write(i // u, i % u, self._dw(x, k))
-            return
-        kx, ky = self.up_1d
-        bx = [self._dw(x, k[None, :]) for k in kx]  # along x: u x [N, C, Hp, Qx]
-        for ry in range(u):
-            for rx in range(u):
-                write(ry, rx, self._dw(bx[rx], ky[ry][:, None]))
-
-    def _up_backward(self, grads, out):
-        """The transpose of `_up` for the components' gradients grads[ry][rx], into out."""
-        u = self.up
-        if self._up_2d():
-            _sum_into((self._dw_t(grads[i // u][i % u], k) for i, k in enumerate(self.up_2d)), out)
-            return
-        kx, ky = self.up_1d
-        _sum_into((self._dw_t(_sum_into(self._dw_t(grads[ry][rx], ky[ry][:, None]) for ry in range(u)),
-                              kx[rx][None, :]) for rx in range(u)), out)
-
     def _grid(self, x, out, kept=None):
-        """Up stage, activation written interleaved into the temporary grid (channels-last),
-        down stage as strided filters of the grid: the same work whatever the up/down ratio
-        (measured on StyleGAN3-T's layers: 2-4x faster than sums of per-component filters,
-        which each cost a pass over memory and an addition)."""
-        n, c = x.shape[:2]
-        u = self.up
-        qy = x.shape[2] - self.up_1d[1].shape[1] + 1
-        qx = x.shape[3] - self.up_1d[0].shape[1] + 1
-        grid = x.new_empty(n, qy, u, qx, u, c)
-
-        def write(ry, rx, t):
-            self._activate(t, out=grid[:, :, ry, :, rx].permute(0, 3, 1, 2))
-
-        self._up(x, write)
-        grid = grid.reshape(n, qy * u, qx * u, c).permute(0, 3, 1, 2)
+        """Up stage (transposed convolutions: the upsampled signal comes out interleaved, in
+        one piece), activation in place, down stage as strided filters of the grid (measured
+        on StyleGAN3-T's layers: 2-4x faster than polyphase components, whose per-component
+        filters each cost a pass over memory and an addition, and which had to be written
+        interleaved into the grid)."""
+        u, c = self.up, x.shape[1]
+        (cy, cx), (fx, fy) = self.up_crop, self.up_1d
+        grid = F.conv_transpose2d(x, self._weight(c, fx, x.dtype), stride=(1, u), padding=(0, cx), groups=c)
+        grid = self._activate(F.conv_transpose2d(grid, self._weight(c, fy, x.dtype), stride=(u, 1),
+                                                 padding=(cy, 0), groups=c))
         if kept is not None:
             kept.append(grid)
         out.copy_(self._down(grid)[:, :, : out.shape[2], : out.shape[3]])
@@ -670,23 +616,11 @@ class FilteredLReLUPlan:
 
     def _grid_backward(self, dz, out, kept):
         u, c = self.up, dz.shape[1]
+        (cy, cx), (fx, fy) = self.up_crop, self.up_1d
         (grid,) = kept
-        ga = self._activation_backward(self._down_t(dz, grid.shape[2:]), grid).permute(0, 2, 3, 1)
-        ga = ga.reshape(ga.shape[0], ga.shape[1] // u, u, ga.shape[2] // u, u, c)
-        self._up_backward([[ga[:, :, ry, :, rx].permute(0, 3, 1, 2) for rx in range(u)] for ry in range(u)], out)
-
-
-def _sum_into(terms, out=None):
-    """The sum of an iterator of fresh tensors, accumulated in the first, the last addition
-    written into `out` where given (a view of a larger output: no copy afterwards)."""
-    terms = iter(terms)
-    acc, nxt = next(terms), next(terms, None)
-    while nxt is not None:
-        following = next(terms, None)
-        if following is None and out is not None:
-            return torch.add(acc, nxt, out=out)
-        acc, nxt = acc.add_(nxt), following
-    return acc if out is None else out.copy_(acc)
+        ga = self._activation_backward(self._down_t(dz, grid.shape[2:]), grid)
+        ga = F.conv2d(ga, self._weight(c, fy, ga.dtype), stride=(u, 1), padding=(cy, 0), groups=c)
+        out.copy_(F.conv2d(ga, self._weight(c, fx, ga.dtype), stride=(1, u), padding=(0, cx), groups=c))
 
 
 class _FilteredLReLUFunction(torch.autograd.Function):

@@ -105,6 +105,25 @@ def _pad(x, px0, px1, py0, py1):
     return x
 
 
+def _zero_padded(x, px0, px1, py0, py1, b=None):
+    """x + b (b per channel, optional), zero-padded (all amounts >= 0), as a new channels-last
+    tensor: one pass that writes the margins and one over x (F.pad fills the whole tensor
+    first; and a bias added before it, and a channels-last copy, would be more passes)."""
+    n, c, h, w = x.shape
+    out = torch.empty(n, c, h + py0 + py1, w + px0 + px1, dtype=x.dtype, device=x.device,
+                      memory_format=torch.channels_last)
+    for margin in (out[:, :, :py0], out[:, :, py0 + h :], out[:, :, py0 : py0 + h, :px0],
+                   out[:, :, py0 : py0 + h, px0 + w :]):
+        if margin.numel():
+            margin.zero_()
+    inner = out[:, :, py0 : py0 + h, px0 : px0 + w]
+    if b is None:
+        inner.copy_(x)
+    else:
+        torch.add(x, b.reshape(1, -1, 1, 1), out=inner)
+    return out
+
+
 def _depthwise(x, f2d, stride=1):
     """Valid correlation of every channel with the same 2-D filter."""
     c = x.shape[1]
@@ -316,11 +335,10 @@ class _Winograd3x3(torch.autograd.Function):
         m, a = _WINO_M, _WINO_A
         n, c, h, w = x.shape
         o = u.shape[2]
-        xp = x.permute(0, 2, 3, 1)  # [N, H, W, C]
         ho, wo = h + 2 * padding - 2, w + 2 * padding - 2
         th, tw = -(-ho // m), -(-wo // m)
         # The padding, and zeros up to whole tiles.
-        xp = F.pad(xp, [0, 0, padding, m * tw + 2 - w - padding, padding, m * th + 2 - h - padding])
+        xp = _zero_padded(x, padding, m * tw + 2 - w - padding, padding, m * th + 2 - h - padding).permute(0, 2, 3, 1)
         y = x.new_empty(n, th, m, tw, m, o)
         keep = ctx.needs_input_grad[1]
         vs = []
@@ -479,26 +497,28 @@ class FilteredLReLUPlan:
     def forward(self, x, b=None, kept=None):
         """The output; with `kept` (a list), also what the backward pass needs: per chunk,
         the activated temporary signal."""
-        if b is not None:
-            x = x + b.reshape(1, -1, 1, 1)
-        x = x.contiguous(memory_format=torch.channels_last)
         if self.trivial:
             # 1x1 filters (the toRGB layer): padding, activation, gain only.
+            if b is not None:
+                x = x + b.reshape(1, -1, 1, 1)
             x = _pad(x, *self.padding)[:, :, : self.out_h, : self.out_w]
             if self.slope != 1:
                 x = F.leaky_relu(x, self.slope)
             if self.act_clamp is not None:
                 x = x.clamp(-self.act_clamp, self.act_clamp)
             return x * self.gain if self.gain != 1 else x
-        x = _pad(x, *self.up_pad)
 
-        def chunk(xc, out):
+        def chunk(xs, channels, out):
+            # The bias, the zeros around the input and the slice's own contiguous copy: one pass.
+            xp = _zero_padded(xs, *self.up_pad, b=None if b is None else b[channels])
             acts = None if kept is None else []
             if kept is not None:
                 kept.append(acts)
-            self._grid(xc, out, acts)
+            self._grid(xp, out, acts)
 
-        return self._map_chunks(chunk, x, x.shape[2:], (self.out_h, self.out_w), into_views=True)
+        px0, px1, py0, py1 = self.up_pad
+        padded = (x.shape[2] + py0 + py1, x.shape[3] + px0 + px1)
+        return self._map_chunks(chunk, x, padded, (self.out_h, self.out_w), into_views=True)
 
     def backward(self, dz, kept, x_shape):
         """The gradient of `forward` with respect to x (without the bias), given the output's
@@ -507,14 +527,17 @@ class FilteredLReLUPlan:
         acts = iter(kept)
         px0, px1, py0, py1 = self.up_pad
         padded = (x_shape[2] + py0 + py1, x_shape[3] + px0 + px1)  # `forward`'s input and slices
-        dx = self._map_chunks(lambda dzc, out: self._grid_backward(dzc, out, next(acts)),
-                              dz.contiguous(memory_format=torch.channels_last), padded, padded)
-        return _pad(dx, -px0, -px1, -py0, -py1)
+
+        def chunk(dzs, channels, out):
+            self._grid_backward(dzs.contiguous(memory_format=torch.channels_last), out, next(acts))
+
+        return _pad(self._map_chunks(chunk, dz, padded, padded), -px0, -px1, -py0, -py1)
 
     def _map_chunks(self, run, x, padded_size, out_size, into_views=False):
-        """run(slice, out) on slices of x, one sample and a slice of channels at a time, so that
-        the temporary signal (`up`**2 times the padded input's samples) stays small; each
-        writes its result into `out`, a channels-last tensor of `out_size`.
+        """run(slice, channels, out) on slices of x (`channels` says which), one sample and a
+        slice of channels at a time, so that the temporary signal (`up`**2 times the padded
+        input's samples) stays small; each writes its result into `out`, a channels-last
+        tensor of `out_size`.
 
         into_views: `out` is the slice's view of the whole output, for a `run` that writes it
         with one copy (no concatenation afterwards, a pass over the output less); otherwise a
@@ -530,17 +553,16 @@ class FilteredLReLUPlan:
         per_channel = padded_size[0] * padded_size[1] * self.up**2  # temporary samples per channel
         if n * c * per_channel <= self.chunk_elements:
             out = new_out(n, c)
-            run(x, out)
+            run(x, slice(None), out)
             return out
         step = max(1, self.chunk_elements // per_channel)
         whole = new_out(n, c) if into_views else None
 
         # Sample by sample, then slices of channels (measured: slicing a whole batch into
-        # few-channel pieces is slower). (A channel slice of a channels-last tensor is strided;
-        # made contiguous once here, not copied again by each of the convolutions that read it.)
+        # few-channel pieces is slower).
         def piece(j, i):
             out = whole[j : j + 1, i : i + step] if into_views else new_out(1, min(step, c - i))
-            run(x[j : j + 1, i : i + step].contiguous(memory_format=torch.channels_last), out)
+            run(x[j : j + 1, i : i + step], slice(i, i + step), out)
             return out
 
         pieces = [[piece(j, i) for i in range(0, c, step)] for j in range(n)]

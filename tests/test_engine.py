@@ -129,6 +129,44 @@ def test_filtered_lrelu_plan_gradients_match_reference(up, down, taps, radial, c
         assert max_rel_error(a, e) < 1e-6  # the plan's filter tables are float32
 
 
+# Paddings StyleGAN3 does not use: more than the filter before the input (the up stage's
+# transposed convolution then needs zeros before the signal), much more after than before, and
+# negative amounts (the official op crops).
+ODD_PADDINGS = [(2, 2, [15, 0, 13, 2]), (4, 2, [0, 30, 1, 27]), (2, 2, [-3, 5, -1, 4]), (4, 2, [-6, -2, 29, -5])]
+
+
+def odd_padding_case(up, down, padding):
+    taps = 6 * up
+    fu = design_lowpass_filter(taps, cutoff=8, width=6, fs=32 * up)
+    fd = design_lowpass_filter(6 * down, cutoff=8, width=6, fs=32 * up)
+    x = (torch.randn(1, 5, 19, 21, dtype=torch.float64) * 4).requires_grad_(True)
+    b = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    ref = filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain=np.sqrt(2), slope=0.2, clamp=3.0)
+    plan = FilteredLReLUPlan(fu, fd, up, down, padding, [21, 19], np.sqrt(2), 0.2, 3.0)
+    return x, b, ref, plan
+
+
+@pytest.mark.parametrize("up,down,padding", ODD_PADDINGS)
+def test_filtered_lrelu_plan_matches_reference_for_any_padding(up, down, padding):
+    torch.manual_seed(0)
+    x, b, ref, plan = odd_padding_case(up, down, padding)
+    with torch.no_grad():
+        fast = plan(x, b)
+    assert fast.shape == ref.shape
+    assert max_rel_error(fast, ref.detach()) < 1e-6
+
+
+@pytest.mark.parametrize("up,down,padding", ODD_PADDINGS)
+def test_filtered_lrelu_plan_gradients_match_reference_for_any_padding(up, down, padding):
+    torch.manual_seed(0)
+    x, b, ref, plan = odd_padding_case(up, down, padding)
+    grad_out = torch.randn(ref.shape, dtype=torch.float64)
+    expected = torch.autograd.grad(ref, (x, b), grad_out)
+    actual = torch.autograd.grad(plan(x, b), (x, b), grad_out)
+    for a, e in zip(actual, expected):
+        assert max_rel_error(a, e) < 1e-6
+
+
 @pytest.mark.parametrize("config", [
     dict(img_resolution=16, channel_base=1024, channel_max=64),
     dict(img_resolution=32, channel_base=1024, channel_max=32, conv_kernel=1, use_radial_filters=True),

@@ -5,11 +5,10 @@ Each function reproduces the arithmetic of the official operation of the same na
 filter flipping, the same gain factors. Only the way the work is laid out differs, so that it
 runs fast on a CPU without custom kernels:
 
-- `filtered_lrelu` upsamples by polyphase filtering (one depthwise convolution per output
-  phase, then a pixel shuffle) instead of inserting zeros and filtering the zero-stuffed
-  image, and downsamples with a strided convolution instead of filtering every sample and
-  discarding most of them. Tensors stay in channels-last layout, where oneDNN's depthwise
-  convolutions are fast.
+- `filtered_lrelu` (`FilteredLReLUPlan`) upsamples with strided transposed convolutions
+  instead of inserting zeros and filtering the zero-stuffed image, and downsamples with a
+  strided convolution instead of filtering every sample and discarding most of them. Tensors
+  stay in channels-last layout, where oneDNN's depthwise convolutions are fast.
 - `upfirdn2d` filters with strided depthwise convolutions where it downsamples.
 - the fast StyleGAN3 operations (`FilteredLReLUPlan`, `conv3x3_winograd`) have hand-written
   backward passes, for projection; their references (`filtered_lrelu_ref`, `F.conv2d`) stay
@@ -414,25 +413,22 @@ def _transposed_geometry(taps: int, up: int, pad0: int, length: int, needed: int
 
 
 class FilteredLReLUPlan:
-    """One layer's filtered leaky ReLU, computed on the low-rate grid.
+    """One layer's filtered leaky ReLU without the official op's zero-stuffed image.
 
-    The official op upsamples to a temporary grid (`up` times the input rate), applies the
-    leaky ReLU there, and filters back down with stride `down`. Here the temporary signal is
-    held as its up x up polyphase components, each one depthwise convolution of the input
-    (oneDNN is fast at depthwise convolutions in channels-last layout; for up = 4, 1-D passes);
-    the activation is pointwise, so it applies to the components where they are, and writes
-    them interleaved into the temporary grid (channels-last). The down filter runs on that grid
-    with stride `down`: two 1-D passes for a separable filter, one 2-D pass for a radial one.
+    The official op upsamples to a temporary grid (`up` times the input rate) by inserting
+    zeros and filtering, applies the leaky ReLU there, and filters back down with stride
+    `down`. Here the up filter (1-D, gain `up` per axis) runs as a depthwise transposed
+    convolution of stride `up` along each axis, which skips the zeros and writes the temporary
+    grid interleaved, in one channels-last piece; the activation runs in place on it; the down
+    filter runs on it with stride `down`: two 1-D passes for a separable filter, one 2-D pass
+    for a radial one.
 
     Channels are processed in slices, and a batch sample by sample, so that the working set
-    stays small. Same arithmetic as the reference, a fraction of the memory traffic.
+    stays small. Same arithmetic as the reference, a fraction of the work.
     `backward` is the transpose of the same steps (see _FilteredLReLUFunction).
     """
 
     chunk_elements = 1 << 22  # measured best of 2^21 .. 2^24 on StyleGAN3-T 256 px (grid filtering)
-    # Measured (one layer, old and new side by side): 2-D component kernels are the faster
-    # up stage for up == 2 only.
-    up_2d_max = 2
 
     def __init__(self, fu, fd, up, down, padding, in_size, gain, slope, clamp, flip_filter=False):
         if flip_filter:
@@ -582,14 +578,13 @@ class FilteredLReLUPlan:
         """Depthwise valid correlation with the 2-D kernel k."""
         return F.conv2d(x, self._weight(x.shape[1], k, x.dtype), stride=stride, groups=x.shape[1])
 
-    def _activate(self, a, out=None):
-        """The activation, in place (called where no gradient is being recorded), or written
-        into `out`."""
+    def _activate(self, a):
+        """The activation, in place (called where no gradient is being recorded)."""
         if self.slope != 1:
             a = F.leaky_relu_(a, self.slope)
         if self.act_clamp is not None:
-            return torch.clamp(a, -self.act_clamp, self.act_clamp, out=a if out is None else out)
-        return a if out is None else out.copy_(a)
+            a = a.clamp_(-self.act_clamp, self.act_clamp)
+        return a
 
     def _activation_backward(self, g, a):
         """g times the activation's derivative, read from its output a (the leaky ReLU keeps

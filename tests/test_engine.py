@@ -109,8 +109,9 @@ def test_winograd_convolution_gradients_match_the_direct_ones(n, c, o, h, w, pad
 
 @pytest.mark.parametrize("up,down,taps,radial", [(2, 2, 12, False), (4, 2, 24, False), (2, 2, 12, True),
                                                  (4, 2, 24, True), (2, 1, 12, False)])
-@pytest.mark.parametrize("chunk_elements", [1 << 22, 20000], ids=["whole", "channel-slices"])
-def test_filtered_lrelu_plan_gradients_match_reference(up, down, taps, radial, chunk_elements):
+@pytest.mark.parametrize("chunk_elements,channel_multiple", [(1 << 22, 16), (20000, 1), (20000, 2)],
+                         ids=["whole", "channel-slices", "even-channel-slices"])
+def test_filtered_lrelu_plan_gradients_match_reference(up, down, taps, radial, chunk_elements, channel_multiple):
     """The hand-written backward pass equals autograd through the official op sequence, for
     every path of the plan, whole and in slices of several channels."""
     torch.manual_seed(0)
@@ -121,7 +122,7 @@ def test_filtered_lrelu_plan_gradients_match_reference(up, down, taps, radial, c
     b = torch.randn(8, dtype=torch.float64, requires_grad=True)
     ref = filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain=np.sqrt(2), slope=0.2, clamp=3.0)
     plan = FilteredLReLUPlan(fu, fd, up, down, padding, [21, 19], np.sqrt(2), 0.2, 3.0)
-    plan.chunk_elements = chunk_elements
+    plan.chunk_elements, plan.channel_multiple = chunk_elements, channel_multiple
     grad_out = torch.randn(ref.shape, dtype=torch.float64)
     expected = torch.autograd.grad(ref, (x, b), grad_out)
     actual = torch.autograd.grad(plan(x, b), (x, b), grad_out)

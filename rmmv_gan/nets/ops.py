@@ -368,7 +368,7 @@ class _Winograd3x3(torch.autograd.Function):
         dyp = dyp.reshape(n, th, m, tw, m, o)
         want_x, want_u = ctx.needs_input_grad[:2]
         dxp = dy.new_zeros(n, m * th + 2, m * tw + 2, c) if want_x else None
-        du = torch.zeros_like(u) if want_u else None
+        du = u.new_zeros(u.shape) if want_u else None  # contiguous (u may be a transposed view): one batched product
         for k, (t0, t1) in enumerate(ctx.chunks):
             dprod = _output_transform_adjoint(dyp[:, t0:t1])  # [36, tiles, O]
             if want_u:

@@ -109,8 +109,9 @@ def test_winograd_convolution_gradients_match_the_direct_ones(n, c, o, h, w, pad
 
 @pytest.mark.parametrize("up,down,taps,radial", [(2, 2, 12, False), (4, 2, 24, False), (2, 2, 12, True),
                                                  (4, 2, 24, True), (2, 1, 12, False)])
-@pytest.mark.parametrize("chunk_elements", [1 << 22, 20000], ids=["whole", "channel-slices"])
-def test_filtered_lrelu_plan_gradients_match_reference(up, down, taps, radial, chunk_elements):
+@pytest.mark.parametrize("chunk_elements,channel_multiple", [(1 << 22, 16), (20000, 1), (20000, 2)],
+                         ids=["whole", "channel-slices", "even-channel-slices"])
+def test_filtered_lrelu_plan_gradients_match_reference(up, down, taps, radial, chunk_elements, channel_multiple):
     """The hand-written backward pass equals autograd through the official op sequence, for
     every path of the plan, whole and in slices of several channels."""
     torch.manual_seed(0)
@@ -121,12 +122,50 @@ def test_filtered_lrelu_plan_gradients_match_reference(up, down, taps, radial, c
     b = torch.randn(8, dtype=torch.float64, requires_grad=True)
     ref = filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain=np.sqrt(2), slope=0.2, clamp=3.0)
     plan = FilteredLReLUPlan(fu, fd, up, down, padding, [21, 19], np.sqrt(2), 0.2, 3.0)
-    plan.chunk_elements = chunk_elements
+    plan.chunk_elements, plan.channel_multiple = chunk_elements, channel_multiple
     grad_out = torch.randn(ref.shape, dtype=torch.float64)
     expected = torch.autograd.grad(ref, (x, b), grad_out)
     actual = torch.autograd.grad(plan(x, b), (x, b), grad_out)
     for a, e in zip(actual, expected):
         assert max_rel_error(a, e) < 1e-6  # the plan's filter tables are float32
+
+
+# Paddings StyleGAN3 does not use: more than the filter before the input (the up stage's
+# transposed convolution then needs zeros before the signal), much more after than before, and
+# negative amounts (the official op crops).
+ODD_PADDINGS = [(2, 2, [15, 0, 13, 2]), (4, 2, [0, 30, 1, 27]), (2, 2, [-3, 5, -1, 4]), (4, 2, [-6, -2, 29, -5])]
+
+
+def odd_padding_case(up, down, padding):
+    taps = 6 * up
+    fu = design_lowpass_filter(taps, cutoff=8, width=6, fs=32 * up)
+    fd = design_lowpass_filter(6 * down, cutoff=8, width=6, fs=32 * up)
+    x = (torch.randn(1, 5, 19, 21, dtype=torch.float64) * 4).requires_grad_(True)
+    b = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    ref = filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain=np.sqrt(2), slope=0.2, clamp=3.0)
+    plan = FilteredLReLUPlan(fu, fd, up, down, padding, [21, 19], np.sqrt(2), 0.2, 3.0)
+    return x, b, ref, plan
+
+
+@pytest.mark.parametrize("up,down,padding", ODD_PADDINGS)
+def test_filtered_lrelu_plan_matches_reference_for_any_padding(up, down, padding):
+    torch.manual_seed(0)
+    x, b, ref, plan = odd_padding_case(up, down, padding)
+    with torch.no_grad():
+        fast = plan(x, b)
+    assert fast.shape == ref.shape
+    assert max_rel_error(fast, ref.detach()) < 1e-6
+
+
+@pytest.mark.parametrize("up,down,padding", ODD_PADDINGS)
+def test_filtered_lrelu_plan_gradients_match_reference_for_any_padding(up, down, padding):
+    torch.manual_seed(0)
+    x, b, ref, plan = odd_padding_case(up, down, padding)
+    grad_out = torch.randn(ref.shape, dtype=torch.float64)
+    expected = torch.autograd.grad(ref, (x, b), grad_out)
+    actual = torch.autograd.grad(plan(x, b), (x, b), grad_out)
+    for a, e in zip(actual, expected):
+        assert max_rel_error(a, e) < 1e-6
 
 
 @pytest.mark.parametrize("config", [

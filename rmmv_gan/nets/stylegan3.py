@@ -4,7 +4,7 @@ configurations T (translation equivariant) and R (rotation equivariant: `conv_ke
 
 The layer schedule (cut-offs, stop-bands, sampling rates, sizes, channels) and the filter
 design follow the paper's appendix. The filtered leaky ReLU runs through
-`ops.FilteredLReLUPlan`, a polyphase implementation of the same arithmetic.
+`ops.FilteredLReLUPlan`, the same arithmetic without the zero-stuffed image.
 """
 
 from __future__ import annotations

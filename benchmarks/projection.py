@@ -18,22 +18,13 @@ from pathlib import Path
 import torch
 
 import sidebyside
+from synthesis import CONFIGS, network_from, random_network
 from rmmv_gan import load_generator, projector
-from rmmv_gan.models import new_network
 from rmmv_gan.projector import ProjectionCancelled, ProjectionSettings, project, w_stats
-
-COMMON = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3)
-CONFIGS = {
-    "sg2": ("stylegan2", dict(COMMON, channel_base=32768, channel_max=512, mapping_kwargs=dict(num_layers=8))),
-    "sg3t": ("stylegan3", dict(COMMON, channel_base=32768, channel_max=512)),
-    "sg3r": ("stylegan3", dict(COMMON, channel_base=65536, channel_max=1024, conv_kernel=1, use_radial_filters=True)),
-}
-
 
 def single(args):
     torch.manual_seed(0)
-    arch, kwargs = CONFIGS[args.config]
-    G = load_generator(args.network) if args.network else new_network("G", arch, **kwargs).eval()
+    G = load_generator(args.network) if args.network else random_network(args.config)
     name = args.network or f"{args.config} 256 px (official size, random weights)"
     t = time.perf_counter()
     w_stats(G)
@@ -59,9 +50,7 @@ _loaded = {}
 
 def _make(config, path):
     """Random weights and a target image the network draws, written for both sides to load."""
-    arch, kwargs = CONFIGS[config]
-    torch.manual_seed(0)
-    G = new_network("G", arch, **kwargs).eval()
+    G = random_network(config)
     z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         target = G.synthesis(G.mapping(z, None, truncation_psi=0.7), noise_mode="const")[0]
@@ -69,10 +58,8 @@ def _make(config, path):
 
 
 def _load(config, path):
-    arch, kwargs = CONFIGS[config]
     saved = torch.load(path)
-    G = new_network("G", arch, **kwargs).eval().requires_grad_(False)
-    G.load_state_dict(saved["state"])
+    G = network_from(config, saved["state"])
     w_stats(G)  # once per model, not part of a step
     _loaded["G"], _loaded["target"] = G, saved["target"]
 

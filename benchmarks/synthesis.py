@@ -26,14 +26,27 @@ import torch
 import sidebyside
 from rmmv_gan.models import new_network
 
-CONFIGS = {
-    "sg2": ("stylegan2", dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3,
-                              channel_base=32768, channel_max=512, mapping_kwargs=dict(num_layers=8))),
-    "sg3t": ("stylegan3", dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3,
-                               channel_base=32768, channel_max=512)),
-    "sg3r": ("stylegan3", dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3,
-                               channel_base=65536, channel_max=1024, conv_kernel=1, use_radial_filters=True)),
+COMMON = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3)
+CONFIGS = {  # official-size configurations at 256 px (benchmarks/projection.py uses them too)
+    "sg2": ("stylegan2", dict(COMMON, channel_base=32768, channel_max=512, mapping_kwargs=dict(num_layers=8))),
+    "sg3t": ("stylegan3", dict(COMMON, channel_base=32768, channel_max=512)),
+    "sg3r": ("stylegan3", dict(COMMON, channel_base=65536, channel_max=1024, conv_kernel=1, use_radial_filters=True)),
 }
+
+
+def random_network(config):
+    """The generator of `config` with seed-0 random weights (speed does not depend on them)."""
+    arch, kwargs = CONFIGS[config]
+    torch.manual_seed(0)
+    return new_network("G", arch, **kwargs).eval()
+
+
+def network_from(config, state):
+    """The generator of `config` holding `state` (the weights the first worker wrote), frozen."""
+    arch, kwargs = CONFIGS[config]
+    G = new_network("G", arch, **kwargs).eval().requires_grad_(False)
+    G.load_state_dict(state)
+    return G
 
 
 def matmul_gflops(device, n=2048, reps=5) -> float:
@@ -75,18 +88,14 @@ _loaded = {}  # config -> (G, ws) in this worker
 
 def _make(config, batch, path):
     """Random weights and w of one configuration, written for both sides to load."""
-    arch, kwargs = CONFIGS[config]
-    torch.manual_seed(0)
-    G = new_network("G", arch, **kwargs).eval()
+    G = random_network(config)
     ws = G.mapping(torch.randn(batch, G.z_dim, generator=torch.Generator().manual_seed(1)), None).detach()
     torch.save({"state": G.state_dict(), "ws": ws}, path)
 
 
 def _load(config, path):
-    arch, kwargs = CONFIGS[config]
     saved = torch.load(path)
-    G = new_network("G", arch, **kwargs).eval().requires_grad_(False)
-    G.load_state_dict(saved["state"])
+    G = network_from(config, saved["state"])
     _loaded[config] = (G, saved["ws"])
     with torch.no_grad():
         G.synthesis(saved["ws"], noise_mode="const")  # warm-up: filter plans, allocator
@@ -148,13 +157,11 @@ def main():
     print("| config | device | batch | impl | s / image |")
     print("| --- | --- | --- | --- | --- |")
     for name in args.configs.split(","):
-        arch, kwargs = CONFIGS[name]
-        torch.manual_seed(0)
-        G = new_network("G", arch, **kwargs).eval().requires_grad_(False)
+        G = random_network(name).requires_grad_(False)
         for device in devices:
             G = G.to(device)
             for batch in (int(b) for b in args.batches.split(",")):
-                impls = ["fast", "ref"] if (args.ref and arch == "stylegan3") else ["fast"]
+                impls = ["fast", "ref"] if (args.ref and CONFIGS[name][0] == "stylegan3") else ["fast"]
                 for impl in impls:
                     s = seconds_per_image(G, batch, device, args.reps, impl)
                     print(f"| {name} | {device.type} | {batch} | {impl} | {s:.3f} |", flush=True)

@@ -30,11 +30,11 @@ import numpy as np
 import torch
 
 from rmmv_gan import procedural
-from rmmv_gan.latent import mix, to_uint8
+from rmmv_gan.latent import to_uint8
 from rmmv_gan.packs import open_pack
 from rmmv_gan.pipeline import face_w_from_sprite
 from rmmv_gan.sheets import resize
-from rmmv_gan.train_encoder import neutral_face_z
+from rmmv_gan.train_encoder import as_drawn, neutral_face_z
 
 HELD_OUT_SEED = 20261201  # training draws from seeds 0-99
 
@@ -44,16 +44,9 @@ def identity_error(faces, portraits) -> float:
     return float(np.mean([np.abs(small(a) - small(b)).mean() for a, b in zip(faces, portraits)]))
 
 
-def neutral(opened, ws: torch.Tensor) -> torch.Tensor:
-    e = opened.pack.emotions[0].face
-    if e.preset is None or not e.layers:
-        return ws
-    return torch.stack([mix(w, opened.presets[("face", e.preset)], e.layers) for w in ws])
-
-
 def draw(opened, ws) -> np.ndarray:
     with torch.no_grad():
-        return to_uint8(opened.face.synthesis(neutral(opened, ws), noise_mode="const"))[..., :3]
+        return to_uint8(opened.face.synthesis(as_drawn(opened, ws), noise_mode="const"))[..., :3]
 
 
 def main():

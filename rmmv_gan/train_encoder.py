@@ -72,13 +72,17 @@ def neutral_face_z(v: np.ndarray) -> np.ndarray:
     return np.concatenate([v, extra], axis=1)
 
 
-def neutral_ws(opened, z: torch.Tensor) -> torch.Tensor:
-    """The face model's w for z, with the pack's neutral emotion (its first) mixed in."""
-    G = opened.face
-    with torch.no_grad():
-        ws = G.mapping(z, None)
+def as_drawn(opened, ws: torch.Tensor) -> torch.Tensor:
+    """Face ws [N, num_ws, w_dim] as the pipeline draws the neutral face: with the pack's first
+    emotion mixed in."""
     emotions = opened.pack.emotions
     return apply_mix(ws, opened, "face", emotions[0].face) if emotions else ws
+
+
+def neutral_ws(opened, z: torch.Tensor) -> torch.Tensor:
+    """The face model's w for z, with the pack's neutral emotion (its first) mixed in."""
+    with torch.no_grad():
+        return as_drawn(opened, opened.face.mapping(z, None))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,8 +260,6 @@ class EncoderTrainer:
             self.encoder.w_avg.copy_(G_f.mapping.w_avg)
         self.opt = torch.optim.Adam(self.encoder.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.step = 0
-        emotions = opened.pack.emotions
-        self.neutral = emotions[0].face if emotions else None
 
     @property
     def checkpoint_path(self) -> Path:
@@ -284,10 +286,6 @@ class EncoderTrainer:
     def _tensor(self, imgs: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
 
-    def as_drawn(self, ws: torch.Tensor) -> torch.Tensor:
-        """ws [N, num_ws, w_dim] as the pipeline draws the neutral face: the first emotion mixed in."""
-        return ws if self.neutral is None else apply_mix(ws, self.opened, "face", self.neutral)
-
     def train_step(self) -> dict:
         cfg = self.cfg
         sheets, faces, true_ws = self.pairs.batch(cfg.batch)
@@ -301,7 +299,7 @@ class EncoderTrainer:
         loss = loss + cfg.spread_weight * spread
         stats["spread"] = spread.item()
         if self.step >= cfg.w_only_steps or true_ws is None:
-            fake = self.G.synthesis(self.as_drawn(ws), noise_mode="const")
+            fake = self.G.synthesis(as_drawn(self.opened, ws), noise_mode="const")
             li = image_loss(fake, self._tensor(faces))
             loss = loss + cfg.image_weight * li
             stats["image"] = li.item()

@@ -384,6 +384,14 @@ class SavedCharacter:
                            "files": relative_files(folder, paths), "seed": seed})
 
 
+def _journal(folder, name: str, kind: str = "") -> Path:
+    """The journal of a write of `name`'s files (fileio.atomic_write_all): killed between two
+    of its renames, the write leaves it, and the daemon and the watcher undo it when they start
+    (jobs.remove_stale_temporaries looks among the characters' metadata), so no orphan makes
+    the name taken. Hidden, named by the name's key."""
+    return folder.data_dir / "characters" / f".{hashlib.sha256(name_key(name).encode()).hexdigest()[:16]}{kind}.pending"
+
+
 def save_character(folder, character, *, overwrite: bool = False, preview: bool = False) -> SavedCharacter:
     """Write a pipeline result: `img/characters/$NAME.png`, `img/faces/NAME.png`, and
     `rmmv_gan/characters/NAME.json` (with `NAME.gif`, the walk cycle, if `preview`).
@@ -413,10 +421,7 @@ def save_character(folder, character, *, overwrite: bool = False, preview: bool 
     # The metadata last: a run killed between two renames leaves no metadata, which the
     # watcher reads as "not written" (see its _written_before_crash).
     writes.append((paths["metadata"], lambda f: f.write(meta)))
-    # Killed between two of its renames, the write leaves a journal that the daemon and the
-    # watcher undo when they start (jobs.remove_stale_temporaries): no orphan makes the name taken.
-    journal = paths["metadata"].parent / f".{hashlib.sha256(name_key(name).encode()).hexdigest()[:16]}.pending"
-    atomic_write_all(writes, overwrite, make_folder=False, journal=journal)
+    atomic_write_all(writes, overwrite, make_folder=False, journal=_journal(folder, name))
     return saved
 
 
@@ -466,10 +471,8 @@ def save_character_set(folder, set_name: str, characters, face_size: int = 144, 
             raise AssetExistsError(f"{clash} already exists; use overwrite to replace it")
     sheet = eight_character_sheet([c.walk_sheet for c in characters[:8]])
     neutral = face_sheet([c.faces[0] for c in characters[:8]], face_size)
-    make_folders(folder, paths.values())
-    # Beside the characters' journals, where the daemon and the watcher look for them at start.
-    journal = folder.data_dir / "characters" / f".{hashlib.sha256(name_key(set_name).encode()).hexdigest()[:16]}.set.pending"
-    make_folders(folder, [journal])
+    journal = _journal(folder, set_name, ".set")
+    make_folders(folder, [*paths.values(), journal])
     atomic_write_all([(paths["characters"], _png_writer(sheet)), (paths["faces"], _png_writer(neutral))],
                      overwrite, make_folder=False, journal=journal)
     return paths

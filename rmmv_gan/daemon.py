@@ -13,9 +13,11 @@ the watcher do not know each other; this module puts them side by side.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import signal
 import threading
 import time
 from pathlib import Path
@@ -110,6 +112,23 @@ def signed_in_url(url: str, token: str) -> str:
     from urllib.parse import quote
 
     return f"{url}/#token={quote(token, safe='')}"
+
+
+@contextlib.contextmanager
+def _interruptible_main_thread(needed: bool):
+    """Let `_thread.interrupt_main()` stop the main thread, as the idle stop does: it only
+    raises KeyboardInterrupt where Python handles SIGINT, and Python leaves SIGINT ignored when
+    it starts from a parent that ignores it (a background job of a non-interactive shell, some
+    launchers), where the daemon would then never stop. Python's own handler is set for the
+    loop's duration and the previous one put back."""
+    if not needed or signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class Daemon:
@@ -215,7 +234,8 @@ class Daemon:
             if idle_exit:
                 self._stop_when_idle(idle_exit * 60, idle)
             try:
-                server.run()
+                with _interruptible_main_thread(idle_exit is not None):
+                    server.run()
             except KeyboardInterrupt:
                 pass
         finally:

@@ -627,9 +627,10 @@ def test_sigkill_mid_job_leaves_only_complete_pngs_and_a_restart_serves(game, pa
         proc.wait(10)
 
 
-def test_serve_idle_exit_stops_after_the_idle_time_and_removes_server_json(game, pack_dir):
-    """serve --idle-exit MINUTES (fractions allowed, so this waits seconds, not a minute):
-    requests keep it alive, then it stops by itself, exit code 0, and server.json is gone."""
+def _serve_until_idle(game, pack_dir, **popen):
+    """Start `serve --idle-exit 0.05` (fractions allowed, so this waits seconds, not a minute),
+    keep it busy for twice the idle time, then stop asking: returns (seconds it took to stop
+    after the last request, its stderr), after checking it exited with 0 while requests came."""
     import http.client as hc
 
     env = dict(os.environ, RMMV_GAN_TOKEN=TOKEN, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -637,7 +638,7 @@ def test_serve_idle_exit_stops_after_the_idle_time_and_removes_server_json(game,
     idle = 0.05 * 60  # seconds
     proc = subprocess.Popen([sys.executable, "-m", "rmmv_gan.cli", "serve", "--project", str(game), "--pack",
                              str(pack_dir), "--port", "0", "--idle-exit", "0.05"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **popen)
     try:
         end = time.time() + 180  # a loaded machine may take minutes to import torch and open the pack
         while not info_path.exists():
@@ -661,5 +662,21 @@ def test_serve_idle_exit_stops_after_the_idle_time_and_removes_server_json(game,
             proc.kill()
             proc.wait(10)
     assert idle - 1 <= took <= idle + 40, took  # the upper bound allows for a loaded machine's exit
-    assert "no request for 0.05 min" in proc.stderr.read()
-    assert not info_path.exists()
+    return took, proc.stderr.read()
+
+
+def test_serve_idle_exit_stops_after_the_idle_time_and_removes_server_json(game, pack_dir):
+    """Requests keep it alive, then it stops by itself, exit code 0, and server.json is gone."""
+    _, stderr = _serve_until_idle(game, pack_dir)
+    assert "no request for 0.05 min" in stderr
+    assert not (game / "rmmv_gan/server.json").exists()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a POSIX parent's ignored SIGINT is what this checks")
+def test_serve_idle_exit_stops_also_when_started_with_ctrl_c_ignored(game, pack_dir):
+    """A background job of a non-interactive shell (CI, nohup-style launchers) starts Python with
+    SIGINT ignored, where interrupt_main alone does nothing: the idle stop must still stop it."""
+    _, stderr = _serve_until_idle(game, pack_dir,
+                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert "no request for 0.05 min" in stderr
+    assert not (game / "rmmv_gan/server.json").exists()

@@ -494,11 +494,16 @@ def export(project, out_dir, pack_dir, archetype, psi, strength, seed, count, na
 @click.option("--recon-lr", type=click.FloatRange(min=0, min_open=True, max=1), default=0.01, show_default=True,
               help="Adam learning rate of the reconstruction phase (lower it to settle a model that has "
                    "stopped improving).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True, max=1), default=0.0025, show_default=True,
+              help="Adam learning rate of the GAN phase (lower it to fine-tune a trained model).")
+@click.option("--recon-weight", type=FiniteFloat(min=0, max=1000), default=1.0, show_default=True,
+              help="Weight of the reconstruction loss kept in the GAN phase on procedural data (raise it to "
+                   "keep a fine-tuned model closer to the renderer's drawings).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds the networks and the drawn data; give another to continue a run on new drawings.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network, expression_layers, recon_lr, seed,
-          device):
+def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network, expression_layers, recon_lr, lr,
+          recon_weight, seed, device):
     """Train a StyleGAN2 on procedural characters or on your own character sheets.
 
     Writes a checkpoint regularly (resume by running the same command again), sample grids,
@@ -529,7 +534,7 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
     try:
         cfg = TrainConfig(data=data, outdir=str(outdir), steps=steps, recon_steps=recon_steps, batch=batch,
                           preset=preset or "", seed=seed, device=device, expression_layers=layers,
-                          recon_lr=recon_lr)
+                          recon_lr=recon_lr, lr=lr, recon_weight=recon_weight)
         trainer = Trainer(cfg, log=log)
         if not (resume and trainer.resume()) and from_network is not None:
             fine_tune_from(trainer, from_network)

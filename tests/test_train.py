@@ -72,6 +72,23 @@ def test_cli_trains_and_exports_a_loadable_model(sheet_folder, tmp_path):
     assert list(out.glob("samples_*.png")) and (out / "train.log").read_text().count("step 3/3") == 1
 
 
+def test_cli_gan_phase_takes_the_given_learning_rate_and_reconstruction_weight(sheet_folder, tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--data", str(sheet_folder), "--outdir", str(out), "--steps", "2",
+                                       "--batch", "4", "--preset", "tiny", "--lr", "0.0007", "--recon-weight", "4"])
+    assert result.exit_code == 0, result.output
+    state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert [g["lr"] for g in state["opt_G"]["param_groups"]] == [0.0007] * 3  # what the optimiser stepped with
+    assert '"recon_weight": 4.0' in state["config"]
+
+
+def test_cli_refuses_a_reconstruction_weight_that_is_not_finite(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--data", "sprites", "--outdir", str(tmp_path / "x"),
+                                       "--recon-weight", "nan"])
+    assert result.exit_code == 2 and "--recon-weight" in result.output
+    assert not (tmp_path / "x").exists()
+
+
 def test_cli_refuses_unknown_data(tmp_path):
     result = CliRunner().invoke(main, ["train", "--data", "nowhere", "--outdir", str(tmp_path / "x")])
     assert result.exit_code == 1 and "--data" in result.output

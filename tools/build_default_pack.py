@@ -53,6 +53,10 @@ TYPE_LAYERS = {"sprite": "type", "face": "type"}
 DEFAULT_STRENGTH = 0.0
 # Truncation of the seeds: the article's 0.6 halves the hair, skin and cloth colours' spread.
 ARCHETYPE_PSI = 0.9
+# The encoder's W+ moved this much farther from the face model's average w: at 1.0 heroines',
+# villains' and mages' faces differ by 22-25 (benchmarks/variety.py), at 1.2 by 26-31, for an
+# identity error of 14.4 instead of 12.6 (docs/default-pack.md, the fifth period).
+ENCODER_GAIN = 1.2
 
 PACK_LAYERS = {
     # Chosen from the probe grids (docs/images/probe_*.png); see docs/default-pack.md.
@@ -195,7 +199,8 @@ def main():
         "face": {"file": "face.safetensors", "face_size": 144, "background": [255, 255, 255],
                  # Hair top to shoulders of the 16-px frame: the part a portrait shows.
                  "head_box": [2, 0, 12, 12], "layer_groups": PACK_LAYERS["face"], "transparent": True,
-                 **({"encoder": "encoder.safetensors"} if args.encoder is not None else {})},
+                 **({"encoder": "encoder.safetensors", "encoder_gain": ENCODER_GAIN} if args.encoder is not None
+                    else {})},
         "archetypes": archetype_manifest(),
         # Neutral is a mix too: the projected head may wear any expression.
         "emotions": [{"name": e, "preset": e, "layers": "expression"} for e in procedural.EXPRESSIONS],

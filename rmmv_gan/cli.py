@@ -563,18 +563,30 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
               help="Procedural data: weight of the pull toward the face model's own w of the person, beside "
                    "the loss on the drawn face. Lower it when the face model's mapping draws its people "
                    "only roughly (docs/packs.md).")
+@click.option("--from-encoder", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Start from this encoder file (e.g. the pack's own, after its face model was trained "
+                   "further) instead of a new one. A checkpoint in OUTDIR wins when resuming.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUTDIR/checkpoint.pt.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weight, resume, seed, device):
+def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weight, from_encoder, resume, seed,
+                  device):
     """Train a sprite-to-face encoder for a pack: walk sheet in, face w out, in one pass.
 
     Put the resulting OUTDIR/encoder.safetensors into the pack and name it in pack.json
     ("face": {"encoder": "encoder.safetensors"}); see docs/packs.md.
     """
-    from .train_encoder import EncoderConfig, EncoderTrainer, FolderPairs, PairsError, ProceduralPairs
+    from .encoder import EncoderFileError, load_encoder
+    from .train_encoder import EncoderConfig, EncoderTrainer, FolderPairs, PairsError, ProceduralPairs, check_fits
 
     opened = _open_pack(pack_dir, device)
+    start = None
+    if from_encoder is not None:
+        try:
+            start = load_encoder(from_encoder)
+            check_fits(start, opened)
+        except (EncoderFileError, ValueError) as exc:
+            raise UserError(f"--from-encoder {from_encoder}: {exc}") from None
     try:
         pairs = ProceduralPairs(opened, seed) if data == "procedural" else FolderPairs(opened, data, seed)
     except PairsError as exc:
@@ -591,11 +603,13 @@ def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weig
         cfg = EncoderConfig(outdir=str(outdir), steps=steps, batch=batch, lr=lr, w_only_steps=w_only_steps,
                             w_weight=w_weight, seed=seed)
         trainer = EncoderTrainer(cfg, opened, pairs, log=log)
-        if resume:
-            try:
+        try:
+            if start is not None:
+                trainer.start_from(start)
+            if resume:
                 trainer.resume()
-            except ValueError as exc:
-                raise UserError(str(exc)) from None
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         trainer.run()
     click.echo(f"wrote {trainer.export()}")
 

@@ -246,6 +246,15 @@ def image_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return (fake - real).abs().mean() + (small(fake) - small(real)).abs().mean()
 
 
+def check_fits(encoder: SpriteFaceEncoder, opened) -> None:
+    """ValueError unless the encoder reads the pack's sprite sheets and answers its face model's ws."""
+    G_s, G_f = opened.sprite, opened.face
+    if encoder.in_shape != tuple(G_s.img_shape) or (encoder.num_ws, encoder.w_dim) != (G_f.num_ws, G_f.w_dim):
+        raise ValueError(f"the encoder reads {encoder.in_shape[1]} x {encoder.in_shape[0]} sheets and answers "
+                         f"{encoder.num_ws} x {encoder.w_dim} ws; this pack's models need "
+                         f"{G_s.img_shape[1]} x {G_s.img_shape[0]} and {G_f.num_ws} x {G_f.w_dim}")
+
+
 class EncoderTrainer:
     def __init__(self, cfg: EncoderConfig, opened, pairs, log: Callable[[str], None] = print):
         self.cfg, self.opened, self.pairs, self.log = cfg, opened, pairs, log
@@ -260,6 +269,15 @@ class EncoderTrainer:
             self.encoder.w_avg.copy_(G_f.mapping.w_avg)
         self.opt = torch.optim.Adam(self.encoder.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.step = 0
+
+    def start_from(self, encoder: SpriteFaceEncoder) -> None:
+        """Go on from a trained encoder (e.g. a pack's own, after its face model was trained
+        further): its weights and its size replace the new one's, the optimiser starts afresh.
+        ValueError (check_fits) if it does not fit this pack's models."""
+        check_fits(encoder, self.opened)
+        self.cfg.channels, self.cfg.hidden = encoder.channels, encoder.hidden
+        self.encoder = encoder.train().requires_grad_(True)  # a loaded encoder is frozen for inference
+        self.opt = torch.optim.Adam(self.encoder.parameters(), lr=self.cfg.lr, betas=(0.9, 0.99))
 
     @property
     def checkpoint_path(self) -> Path:

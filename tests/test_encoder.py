@@ -240,6 +240,36 @@ def test_train_encoder_learns_from_a_games_matched_sheets_and_the_pack_uses_it(t
     assert make_character(opened_e, CharacterRequest(seed=1)).face_sheet.shape == (288, 576, 4)
 
 
+def test_train_encoder_goes_on_from_a_given_encoder(tiny_pack, tmp_path):
+    opened = open_pack(tiny_pack)
+    game = matched_game(tmp_path / "game", opened)
+    start = random_encoder(opened, seed=3)
+    save_encoder(tmp_path / "start.safetensors", start)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train-encoder", "--pack", str(tiny_pack), "--data", str(game), "--outdir", str(out),
+                                  "--steps", "1", "--batch", "2", "--lr", "1e-9", "--from-encoder",
+                                  str(tmp_path / "start.safetensors")])
+    assert r.exit_code == 0, r.output
+    went_on = load_encoder(out / "encoder.safetensors")
+    assert (went_on.channels, went_on.hidden) == (4, 16)  # the given encoder's size, not the default
+    sheet = torch.from_numpy(native_sheet(opened, 5)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():  # one step at a negligible rate: still the given encoder's answers (float16 file)
+        torch.testing.assert_close(went_on(sheet), start(sheet), atol=2e-2, rtol=0)
+
+
+def test_train_encoder_refuses_an_encoder_of_other_models_and_writes_nothing(tiny_pack, tmp_path):
+    opened = open_pack(tiny_pack)
+    other = SpriteFaceEncoder((32, 24), opened.face.num_ws, opened.face.w_dim, channels=4, hidden=16)
+    save_encoder(tmp_path / "other.safetensors", other)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train-encoder", "--pack", str(tiny_pack), "--data", "procedural", "--outdir",
+                                  str(out), "--steps", "1", "--from-encoder", str(tmp_path / "other.safetensors")])
+    assert r.exit_code == 1
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: --from-encoder") and "24 x 32 sheets" in lines[0], r.output
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("spoil, message", [
     (lambda game: (game / "img" / "faces" / "c1.png").unlink(), "no matching face sheet"),
     (lambda game: Image.new("RGBA", (576, 288)).save(game / "img" / "faces" / "c1.png"), "face cell"),

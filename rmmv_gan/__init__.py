@@ -13,6 +13,17 @@ import os as _os
 # Linux builds of torch.)
 _os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
-from .models import ModelFileError, UnsafeModelError, load_discriminator, load_generator  # noqa: E402
+# The models module imports torch, 1.5-2 s on a 2-core machine: loaded on first use, so that
+# `rmmv-gan --help` and the command line's refusals of bad input answer at once.
+_FROM_MODELS = ("load_generator", "load_discriminator", "ModelFileError", "UnsafeModelError")
+
+
+def __getattr__(name):
+    if name in _FROM_MODELS:
+        from . import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'rmmv_gan' has no attribute {name!r}")
+
 
 __all__ = ["load_generator", "load_discriminator", "ModelFileError", "UnsafeModelError", "__version__"]

@@ -44,3 +44,18 @@ def test_help_exits_0_with_the_commands_listed(tmp_path):
     done = run_command("--help", cwd=tmp_path)
     assert done.returncode == 0
     assert "export" in done.stdout and "serve" in done.stdout
+
+
+def test_the_command_line_loads_torch_only_for_work_that_needs_it(tmp_path):
+    """`rmmv-gan --help` and the parsing of arguments answer without importing torch (1.5-2 s)."""
+    code = "import sys, rmmv_gan, rmmv_gan.cli; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_the_package_still_offers_its_loaders(tmp_path):
+    code = "import rmmv_gan; print(rmmv_gan.load_generator.__module__, rmmv_gan.ModelFileError.__name__)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["rmmv_gan.models", "ModelFileError"]

@@ -180,6 +180,22 @@ def test_face_sheets_are_busts_on_transparency():
     assert whites.any()
 
 
+def test_a_gap_of_background_enclosed_beside_the_neck_becomes_transparent():
+    from rmmv_gan import procedural
+    from rmmv_gan.face_cutout import cut_out_bust
+
+    face = procedural.portrait(3).copy()
+    # What the face model draws on some busts: a patch of the white background shut in between
+    # the hair and the shoulder (8 x 10 px of 72 x 72), ringed by the hair's colour.
+    face[48:60, 10:20] = face[50, 36]
+    face[49:59, 11:19] = 255
+    bust = cut_out_bust(face, (255, 255, 255))
+    assert (bust[49:59, 11:19, 3] == 0).all()
+    assert (bust[48, 10:20, 3] == 255).all()  # its ring stays
+    whites = (face[..., :3].min(axis=2) >= 240) & (bust[..., 3] == 255)
+    assert whites.any()  # the eyes' whites still stay
+
+
 def test_no_pale_halo_is_left_on_the_busts_edge():
     from rmmv_gan import procedural
     from rmmv_gan.face_cutout import cut_out_bust

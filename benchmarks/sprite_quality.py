@@ -27,6 +27,10 @@ CPU time of the step alone on the same sheets (what it costs, whatever else the 
 
     OMP_NUM_THREADS=1 python benchmarks/sprite_quality.py               # default pack, 64 + 64
     python benchmarks/sprite_quality.py --pack runs/new_pack --count 16 --seed 100
+    python benchmarks/sprite_quality.py --before ../old/rmmv_gan/packs/default   # raw, before and after
+
+`--before PACK` adds that pack's raw sheets (same seeds, archetype and psi) as a column: the
+raw figures before and after a retrained sprite model, side by side in one run.
 """
 
 from __future__ import annotations
@@ -127,6 +131,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=100, help="first seed (default 100, as in issue 15)")
     ap.add_argument("--archetype", default=None, help="archetype (default: the pack's, as `rmmv-gan export`)")
     ap.add_argument("--psi", type=float, default=None, help="truncation psi (default: the archetype's)")
+    ap.add_argument("--before", type=Path, default=None,
+                    help="another pack (e.g. the one before a retrained sprite model): its raw sheets as a column")
     args = ap.parse_args(argv)
     seeds = list(range(args.seed, args.seed + args.count))
 
@@ -140,7 +146,14 @@ def main(argv=None):
     raw = [c.walk_sheet for c in pipeline_characters(opened, seeds, args.archetype, args.psi)]
 
     renderer = renderer_sheets(seeds)
-    rows = [("exported", summary(exported)), ("raw (palette off)", summary(raw)), ("renderer", summary(renderer))]
+    kinds = [("exported", exported), ("raw (palette off)", raw)]
+    if args.before is not None:
+        before = open_pack(args.before)
+        before.pack = dataclasses.replace(before.pack, palette=None)
+        kinds.append((f"raw, before ({args.before})", [c.walk_sheet for c in
+                                                       pipeline_characters(before, seeds, args.archetype, args.psi)]))
+    kinds.append(("renderer", renderer))
+    rows = [(name, summary(sheets)) for name, sheets in kinds]
     print(f"pack {args.pack} ({opened.pack.name}), sprite.palette {list(palette) if palette else 'off'}; "
           f"{args.count} sheets of each kind, seeds {seeds[0]}-{seeds[-1]}; mean (worst sheet)")
     print()
@@ -152,8 +165,7 @@ def main(argv=None):
     print()
     print(f"With a tolerance of Oklab {TOLERANCE} (the raw model's own figures; mean (worst sheet)):")
     print()
-    tol = [(name, [tolerant_figures(s) for s in sheets]) for name, sheets in
-           (("exported", exported), ("raw (palette off)", raw), ("renderer", renderer))]
+    tol = [(name, [tolerant_figures(s) for s in sheets]) for name, sheets in kinds]
     print("| figure | " + " | ".join(name for name, _ in tol) + " |")
     print("| --- |" + " --- |" * len(tol))
     for key, label in (("speckle", "speckle %"), ("drift_tol", "drift at tolerance %")):

@@ -196,6 +196,26 @@ def test_a_gap_of_background_enclosed_beside_the_neck_becomes_transparent():
     assert whites.any()  # the eyes' whites still stay
 
 
+def test_a_very_light_face_joined_to_its_background_fade_stays():
+    from collections import Counter
+
+    from rmmv_gan import procedural
+    from rmmv_gan.face_cutout import cut_out_bust
+
+    face = procedural.portrait(3).copy()
+    # Skin as pale as the face model draws some (within twice the cut-out's tolerance of white),
+    # joined to the background without an outline, as a smooth model's chin fades into it.
+    skin_colour = Counter(map(tuple, face[30:50, 25:47].reshape(-1, 3))).most_common(1)[0][0]
+    skin = np.all(face == skin_colour, axis=-1)
+    face[skin] = (250, 238, 226)
+    rows = np.flatnonzero(skin.any(axis=1))
+    y = rows[len(rows) * 3 // 4]
+    x = np.flatnonzero(skin[y])[0]
+    face[y:y + 2, :x + 1] = (250, 238, 226)  # a pale strip from the skin to the border
+    bust = cut_out_bust(face, (255, 255, 255))
+    assert (bust[skin, 3] == 255).mean() >= 0.95
+
+
 def test_no_pale_halo_is_left_on_the_busts_edge():
     from rmmv_gan import procedural
     from rmmv_gan.face_cutout import cut_out_bust

@@ -499,11 +499,14 @@ def export(project, out_dir, pack_dir, archetype, psi, strength, seed, count, na
 @click.option("--recon-weight", type=FiniteFloat(min=0, max=1000), default=1.0, show_default=True,
               help="Weight of the reconstruction loss kept in the GAN phase on procedural data (raise it to "
                    "keep a fine-tuned model closer to the renderer's drawings).")
+@click.option("--type-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Procedural data: share of each batch drawn as one of the default pack's character types "
+                   "(heroine, villain, knight, mage), so that their hoods, hats and armour are seen often.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds the networks and the drawn data; give another to continue a run on new drawings.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network, expression_layers, recon_lr, lr,
-          recon_weight, seed, device):
+          recon_weight, type_share, seed, device):
     """Train a StyleGAN2 on procedural characters or on your own character sheets.
 
     Writes a checkpoint regularly (resume by running the same command again), sample grids,
@@ -534,7 +537,7 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
     try:
         cfg = TrainConfig(data=data, outdir=str(outdir), steps=steps, recon_steps=recon_steps, batch=batch,
                           preset=preset or "", seed=seed, device=device, expression_layers=layers,
-                          recon_lr=recon_lr, lr=lr, recon_weight=recon_weight)
+                          recon_lr=recon_lr, lr=lr, recon_weight=recon_weight, type_share=type_share)
         trainer = Trainer(cfg, log=log)
         if not (resume and trainer.resume()) and from_network is not None:
             fine_tune_from(trainer, from_network)

@@ -56,6 +56,11 @@ class TrainConfig:
     steps: int = 10000  # total steps of both phases
     recon_steps: int = 4000  # phase 1 length (procedural data only)
     recon_weight: float = 1.0  # reconstruction loss weight kept during phase 2
+    # Procedural data: the share of each batch drawn as one of the default pack's character
+    # types (procedural.archetypes: a random type's traits set, the rest of the vector random).
+    # Random vectors draw a hood, a hat or armour in a tenth to a fifth of the characters, and
+    # the sprite model learned to ignore them; this shows each type often enough to be drawn.
+    type_share: float = 0.0
     # The mapping network's learning rate is 0.01x the rest (StyleGAN's lr_multiplier), which
     # keeps the adversarial game stable but makes the supervised phase learn z -> traits (the
     # renderer's thresholds and colour ramps) very slowly. During reconstruction its Adam
@@ -110,14 +115,30 @@ class ProceduralData:
     head turn (2 * Phi(z) - 1), so an unconditional face model learns all of them.
     """
 
-    def __init__(self, kind: str, seed: int):
+    def __init__(self, kind: str, seed: int, type_share: float = 0.0):
         from . import procedural
 
         self.procedural = procedural
         self.kind = "sprite" if kind == "sprites" else "portrait"
         base = procedural.SPRITE_DIM if self.kind == "sprite" else procedural.PORTRAIT_DIM
+        self.base = base
         self.dim = base if self.kind == "sprite" else base + 2
         self.rng = np.random.RandomState(seed)
+        self.type_share = type_share  # see TrainConfig.type_share
+        # Its own stream, so that type_share 0 draws exactly the batches it always drew.
+        self.type_rng = np.random.RandomState(seed + 7919)
+
+    def vectors(self, n) -> np.ndarray:
+        """n latent vectors [n, dim]: N(0, I), a type_share of them given a random type's traits."""
+        from .procedural.archetypes import ARCHETYPES, with_traits
+
+        z = self.rng.randn(n, self.dim).astype(np.float32)
+        if self.type_share > 0:
+            types = list(ARCHETYPES.values())
+            for i in np.flatnonzero(self.type_rng.rand(n) < self.type_share):
+                # only the character's components (not a portrait's expression and turn)
+                z[i, : self.base] = with_traits(z[i, : self.base], types[self.type_rng.randint(len(types))])
+        return z
 
     def render(self, z: np.ndarray) -> np.ndarray:
         p = self.procedural
@@ -127,14 +148,14 @@ class ProceduralData:
         return p.portrait_from_vector(z[: p.PORTRAIT_DIM], p.EXPRESSIONS[expression], turn)
 
     def batch(self, n, device):
-        z = self.rng.randn(n, self.dim).astype(np.float32)
+        z = self.vectors(n)
         return torch.from_numpy(z).to(device), self._draw(z, device)
 
     def expression_pairs(self, n, device):
         """(z, ea, eb, a, b): faces z drawn with expressions ea (a) and eb (b), both indices."""
         if self.kind != "portrait":
             raise ValueError("expression pairs need portraits")
-        z = self.rng.randn(n, self.dim).astype(np.float32)
+        z = self.vectors(n)
         e = self.procedural.PORTRAIT_DIM  # the expression component (see portrait_controls)
         drawn = z.copy()
         drawn[:, e] = self.rng.randn(n)
@@ -245,7 +266,7 @@ class Trainer:
         preset = dict(PRESETS[cfg.resolved_preset()])
         shape = (preset["init_res"][0] * preset["img_resolution"] // 4, preset["init_res"][1] * preset["img_resolution"] // 4)
         if cfg.data in ("sprites", "portraits"):
-            self.data = ProceduralData(cfg.data, cfg.seed)
+            self.data = ProceduralData(cfg.data, cfg.seed, cfg.type_share)
             drawn = self.data.render(np.zeros(self.data.dim, np.float32)).shape[:2]
             if tuple(drawn) != shape:
                 raise ValueError(f"preset {cfg.resolved_preset()!r} draws {shape[1]} x {shape[0]}, but the "

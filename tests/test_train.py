@@ -115,6 +115,33 @@ def test_procedural_batches_pair_z_with_its_drawing(tmp_path):
     assert torch.equal(x[1], again)
 
 
+def test_type_share_draws_characters_as_the_packs_types():
+    from rmmv_gan.procedural.archetypes import ARCHETYPES, with_traits
+    from rmmv_gan.train import ProceduralData
+
+    z = ProceduralData("sprites", seed=0, type_share=1.0).vectors(64)
+    kinds = [[name for name, traits in ARCHETYPES.items() if np.array_equal(with_traits(v, traits), v)] for v in z]
+    assert all(len(k) == 1 for k in kinds)  # every vector is exactly one type
+    assert {k[0] for k in kinds} == set(ARCHETYPES)  # and every type is drawn
+
+
+def test_type_share_sets_only_the_characters_components_of_a_portrait():
+    from rmmv_gan.procedural import PORTRAIT_DIM
+    from rmmv_gan.train import ProceduralData
+
+    plain, typed = ProceduralData("portraits", seed=3), ProceduralData("portraits", seed=3, type_share=1.0)
+    a, b = plain.vectors(16), typed.vectors(16)
+    assert np.array_equal(a[:, PORTRAIT_DIM:], b[:, PORTRAIT_DIM:])  # expression and turn as drawn
+    assert not np.array_equal(a[:, :PORTRAIT_DIM], b[:, :PORTRAIT_DIM])
+
+
+def test_no_type_share_draws_the_batches_a_run_always_drew():
+    from rmmv_gan.train import ProceduralData
+
+    z, _ = ProceduralData("sprites", seed=5).batch(4, "cpu")
+    assert np.array_equal(z.numpy(), np.random.RandomState(5).randn(4, z.shape[1]).astype(np.float32))
+
+
 def test_procedural_data_needs_the_matching_canvas(tmp_path):
     with pytest.raises(ValueError, match="renderer draws 48 x 64"):
         Trainer(TrainConfig(data="sprites", outdir=str(tmp_path), preset="tiny"), log=lambda s: None)

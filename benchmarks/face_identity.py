@@ -12,6 +12,11 @@ the renderer's portrait, both area-downsampled to 18 x 18, averaged over the N v
   (`rmmv_gan.pipeline.face_w_from_sprite` with the pack's default steps, then the neutral
   emotion mix), the face the exporter would write;
 - average face: w_avg with the neutral emotion.
+Where the pack has a face refiner (rmmv_gan.face_refiner), the face model's and the pipeline's
+rows are given twice: as the face model draws them, and refined, as the exporter writes them.
+The last column, *edge strength*, is the mean absolute difference of neighbouring pixels at the
+face's own size (0-255): the renderer's single-pixel outlines and strands raise it, a soft
+drawing of the same face has less (the renderer's own row gives the art's figure).
 `--steps N` adds the pipeline with N projection steps (without an encoder: the source
 article's projection of the head crop).
 
@@ -30,6 +35,7 @@ import numpy as np
 import torch
 
 from rmmv_gan import procedural
+from rmmv_gan.face_refiner import refine_faces
 from rmmv_gan.latent import to_uint8
 from rmmv_gan.packs import open_pack
 from rmmv_gan.pipeline import face_w_from_sprite
@@ -49,6 +55,11 @@ def draw(opened, ws) -> np.ndarray:
         return to_uint8(opened.face.synthesis(as_drawn(opened, ws), noise_mode="const"))[..., :3]
 
 
+def edge_strength(faces) -> float:
+    a = np.asarray(faces, np.float32)
+    return float((np.abs(np.diff(a, axis=1)).mean() + np.abs(np.diff(a, axis=2)).mean()) / 2)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pack", default=None, help="pack folder (default: the embedded pack)")
@@ -61,10 +72,18 @@ def main():
     v = np.random.RandomState(HELD_OUT_SEED).randn(args.count, procedural.SPRITE_DIM).astype(np.float32)
     portraits = np.stack([procedural.portrait_from_vector(x, "neutral", 0.0) for x in v])
     sheets = np.stack([procedural.sprite_from_vector(x) for x in v])
-    rows = [("renderer's portrait of v", 0.0, None)]
+    rows = [("renderer's portrait of v", 0.0, None, edge_strength(portraits))]
+
+    def add(label, faces, per=None):
+        rows.append((label, identity_error(faces, portraits), per, edge_strength(faces)))
+        if opened.refiner is not None:
+            faces = refine_faces(opened.refiner, faces)
+            rows.append((label + ", refined", identity_error(faces, portraits), per, edge_strength(faces)))
+        return faces
+
     with torch.no_grad():
         true_ws = G.mapping(torch.from_numpy(neutral_face_z(v)), None)
-    rows.append(("face model given the true v, neutral", identity_error(draw(opened, true_ws), portraits), None))
+    add("face model given the true v, neutral", draw(opened, true_ws))
     runs = [("pipeline (pack defaults: " + ("encoder" if opened.encoder is not None else "projection")
              + f", {opened.pack.projection_steps} steps)", None)]
     if args.steps is not None:
@@ -74,16 +93,15 @@ def main():
         t = time.perf_counter()
         ws = torch.stack([face_w_from_sprite(opened, s, seed=i, steps=steps) for i, s in enumerate(sheets)])
         per = (time.perf_counter() - t) / len(sheets)
-        faces = draw(opened, ws)
+        faces = add(label, draw(opened, ws), per)
         pipeline_faces = faces if pipeline_faces is None else pipeline_faces
-        rows.append((label, identity_error(faces, portraits), per))
     avg = G.mapping.w_avg[None, None].repeat(args.count, G.num_ws, 1)
-    rows.append(("average face (w_avg)", identity_error(draw(opened, avg), portraits), None))
+    rows.append(("average face (w_avg)", identity_error(draw(opened, avg), portraits), None, None))
     print(f"{args.count} held-out renderer vectors (seed {HELD_OUT_SEED}), pack {opened.pack.name}")
-    print("| method | identity error | face step, s / character |")
-    print("| --- | --- | --- |")
-    for label, err, per in rows:
-        print(f"| {label} | {err:.1f} | {'' if per is None else f'{per:.3f}'} |")
+    print("| method | identity error | face step, s / character | edge strength |")
+    print("| --- | --- | --- | --- |")
+    for label, err, per, edges in rows:
+        print(f"| {label} | {err:.1f} | {'' if per is None else f'{per:.3f}'} | {'' if edges is None else f'{edges:.1f}'} |")
     if args.grid:
         from PIL import Image
 

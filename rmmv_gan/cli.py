@@ -6,6 +6,7 @@ exit status 1, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -65,6 +66,25 @@ def _make_folder(path: Path, what: str) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{what} {path}: cannot create the folder ({exc.strerror or exc})") from None
+
+
+@contextlib.contextmanager
+def _run_log(outdir: Path):
+    """A training run's folder made and its train.log opened for appending: yields log(line),
+    which prints the line and appends it to train.log."""
+    _make_folder(outdir, "--outdir")
+    try:
+        log_file = (outdir / "train.log").open("a", encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"--outdir {outdir}: cannot write train.log ({exc.strerror or exc})") from None
+
+    def log(line):
+        click.echo(line, err=True)
+        log_file.write(line + "\n")
+        log_file.flush()
+
+    with log_file:
+        yield log
 
 
 def _image_path(path: Path | None, what: str) -> None:
@@ -523,42 +543,43 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
     except ValueError:
         raise UserError(f"--expression-layers {expression_layers!r}: give layer numbers like 2,3,4") from None
     _device(device)
-    _make_folder(outdir, "--outdir")
-    try:
-        log_file = (outdir / "train.log").open("a", encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"--outdir {outdir}: cannot write train.log ({exc.strerror or exc})") from None
-
-    def log(line):
-        click.echo(line, err=True)
-        log_file.write(line + "\n")
-        log_file.flush()
-
-    try:
-        cfg = TrainConfig(data=data, outdir=str(outdir), steps=steps, recon_steps=recon_steps, batch=batch,
-                          preset=preset or "", seed=seed, device=device, expression_layers=layers,
-                          recon_lr=recon_lr, lr=lr, recon_weight=recon_weight, type_share=type_share)
-        trainer = Trainer(cfg, log=log)
-        if not (resume and trainer.resume()) and from_network is not None:
-            fine_tune_from(trainer, from_network)
-    except ValueError as exc:  # also a damaged checkpoint, a bad --from-network, a bad sheet in --data
-        raise UserError(str(exc)) from None
-    trainer.run()
+    with _run_log(outdir) as log:
+        try:
+            cfg = TrainConfig(data=data, outdir=str(outdir), steps=steps, recon_steps=recon_steps, batch=batch,
+                              preset=preset or "", seed=seed, device=device, expression_layers=layers,
+                              recon_lr=recon_lr, lr=lr, recon_weight=recon_weight, type_share=type_share)
+            trainer = Trainer(cfg, log=log)
+            if not (resume and trainer.resume()) and from_network is not None:
+                fine_tune_from(trainer, from_network)
+        except ValueError as exc:  # also a damaged checkpoint, a bad --from-network, a bad sheet in --data
+            raise UserError(str(exc)) from None
+        trainer.run()
     path = trainer.export()
     click.echo(f"wrote {path}")
 
 
+def _pairs_options(what: str, joins: str, steps: int):
+    """The options train-encoder and train-refiner share: the pack, the pairs, the run folder."""
+    def decorate(f):
+        for option in reversed([
+            click.option("--pack", "pack_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                         help=f"The pack whose {joins} (default: the embedded pack)."),
+            click.option("--data", required=True,
+                         help="'procedural' (the renderers' pairs; for packs trained on them, like the default), a "
+                              "game folder (img/characters/X.png character i with img/faces/X.png face i), or a "
+                              "folder holding characters/ and faces/ the same way."),
+            click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                         help=f"Run folder: checkpoint.pt, train.log, and {what}.safetensors at the end."),
+            click.option("--steps", type=click.IntRange(1, 10_000_000), default=steps, show_default=True),
+            click.option("--batch", type=click.IntRange(1, 1024), default=16, show_default=True),
+        ]):
+            f = option(f)
+        return f
+    return decorate
+
+
 @main.command("train-encoder")
-@click.option("--pack", "pack_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The pack whose sprite and face models the encoder joins (default: the embedded pack).")
-@click.option("--data", required=True,
-              help="'procedural' (the renderers' pairs; for packs trained on them, like the default), a game "
-                   "folder (img/characters/X.png character i with img/faces/X.png face i), or a folder holding "
-                   "characters/ and faces/ the same way.")
-@click.option("--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Run folder: checkpoint.pt, train.log, and encoder.safetensors at the end.")
-@click.option("--steps", type=click.IntRange(1, 10_000_000), default=4000, show_default=True)
-@click.option("--batch", type=click.IntRange(1, 1024), default=16, show_default=True)
+@_pairs_options("encoder", "sprite and face models the encoder joins", 4000)
 @click.option("--w-only-steps", type=click.IntRange(0), default=0, show_default=True,
               help="Procedural data: first steps on the w loss alone (fast, no face synthesis).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True, max=1), default=0.001, show_default=True)
@@ -596,13 +617,7 @@ def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weig
         raise UserError(str(exc)) from None
     if data != "procedural":
         click.echo(f"{len(pairs)} pairs from {data}", err=True)
-    _make_folder(outdir, "--outdir")
-    with (outdir / "train.log").open("a", encoding="utf-8") as log_file:
-        def log(line):
-            click.echo(line, err=True)
-            log_file.write(line + "\n")
-            log_file.flush()
-
+    with _run_log(outdir) as log:
         cfg = EncoderConfig(outdir=str(outdir), steps=steps, batch=batch, lr=lr, w_only_steps=w_only_steps,
                             w_weight=w_weight, seed=seed)
         trainer = EncoderTrainer(cfg, opened, pairs, log=log)
@@ -613,6 +628,49 @@ def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weig
                 trainer.resume()
         except ValueError as exc:
             raise UserError(str(exc)) from None
+        trainer.run()
+    click.echo(f"wrote {trainer.export()}")
+
+
+@main.command("train-refiner")
+@_pairs_options("refiner", "face model the refiner follows", 3000)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True, max=1), default=0.002, show_default=True)
+@click.option("--pairs", type=click.IntRange(16, 1_000_000), default=8000, show_default=True,
+              help="Procedural data: how many pairs to draw at the start.")
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUTDIR/checkpoint.pt.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def train_refiner(pack_dir, data, outdir, steps, batch, lr, pairs, resume, seed, device):
+    """Train a face refiner for a pack: the face model's drawing in, the art's line work out.
+
+    Put the resulting OUTDIR/refiner.safetensors into the pack and name it in pack.json
+    ("face": {"refiner": "refiner.safetensors"}); see docs/packs.md.
+    """
+    from .train_encoder import PairsError
+    from .train_refiner import RefinerConfig, RefinerTrainer, folder_pairs, procedural_pairs
+
+    opened = _open_pack(pack_dir, device)
+
+    def made(done, total):
+        if done == total or done % 1024 < 64:
+            click.echo(f"pairs: {done}/{total}", err=True)
+
+    try:
+        if data == "procedural":
+            inputs, targets = procedural_pairs(opened, pairs, seed, progress=made)
+        else:
+            inputs, targets = folder_pairs(opened, data, progress=made)
+    except PairsError as exc:
+        raise UserError(str(exc)) from None
+    with _run_log(outdir) as log:
+        log(f"{len(inputs)} pairs from {data}")
+        cfg = RefinerConfig(outdir=str(outdir), steps=steps, batch=batch, lr=lr, pairs=pairs, seed=seed, device=device)
+        trainer = RefinerTrainer(cfg, inputs, targets, log=log)
+        if resume:
+            try:
+                trainer.resume()
+            except ValueError as exc:
+                raise UserError(str(exc)) from None
         trainer.run()
     click.echo(f"wrote {trainer.export()}")
 

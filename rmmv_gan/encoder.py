@@ -26,13 +26,12 @@ whose every number is range-checked, and refuses tensors of any other shape.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .netfile import load_network, save_network
 
 FORMAT_NAME = "rmmv-gan-encoder"
 FORMAT_VERSION = 1
@@ -114,71 +113,15 @@ def sheet_tensor(sheets, in_shape, device="cpu") -> torch.Tensor:
 
 
 def save_encoder(path, encoder: SpriteFaceEncoder, half: bool = True) -> None:
-    """Write the encoder (float16 by default) with its description; a failed write leaves the
-    old file whole."""
-    from safetensors.torch import save
-
-    from .fileio import atomic_write_bytes
-
-    path = Path(path)
-    tensors = {}
-    for name, t in encoder.state_dict().items():
-        t = t.detach().cpu().contiguous()
-        tensors[name] = t.to(torch.float16) if half and t.is_floating_point() and name != "w_avg" else t
-    meta = {FORMAT_NAME: json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION, **encoder.config()})}
-    atomic_write_bytes(path, save(tensors, metadata=meta), overwrite=True)
-
-
-def _checked_config(meta: dict, path) -> dict:
-    try:
-        config = json.loads(meta.get(FORMAT_NAME, "null"))
-    except (TypeError, json.JSONDecodeError):
-        config = None
-    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
-        raise EncoderFileError(f"{path}: not an rmmv-gan encoder file (no {FORMAT_NAME} description)")
-    if config.get("version") != FORMAT_VERSION:
-        raise EncoderFileError(f"{path}: encoder format version {config.get('version')!r} is not {FORMAT_VERSION}")
-    out = {}
-    for key, (lo, hi) in _LIMITS.items():
-        v = config.get(key)
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise EncoderFileError(f"{path}: encoder {key} must be a whole number in [{lo}, {hi}], not {v!r}")
-        out[key] = v
-    return out
+    """Write the encoder (float16 by default; w_avg stays float32) with its description; a failed
+    write leaves the old file whole."""
+    save_network(path, encoder, FORMAT_NAME, FORMAT_VERSION, encoder.config(), half, keep_float32=("w_avg",))
 
 
 def load_encoder(path, device="cpu") -> SpriteFaceEncoder:
     """Read an encoder file. The description is range-checked and every tensor's shape and
-    dtype must be the one the described network has, before any tensor is read."""
-    from safetensors import safe_open
+    dtype must be the one the described network has, before any tensor is read (rmmv_gan.netfile)."""
+    def build(c):
+        return SpriteFaceEncoder((c["in_h"], c["in_w"]), c["num_ws"], c["w_dim"], c["channels"], c["hidden"])
 
-    path = Path(path)
-    if not path.is_file():
-        raise EncoderFileError(f"{path}: no such file")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            config = _checked_config(f.metadata() or {}, path)
-            enc = SpriteFaceEncoder((config["in_h"], config["in_w"]), config["num_ws"], config["w_dim"],
-                                    config["channels"], config["hidden"])
-            expected = enc.state_dict()
-            keys = set(f.keys())
-            if keys != set(expected):
-                missing, extra = sorted(set(expected) - keys), sorted(keys - set(expected))
-                raise EncoderFileError(f"{path}: tensors do not match the encoder described "
-                                       f"(missing {missing[:3]}, unexpected {extra[:3]})")
-            state = {}
-            for name, want in expected.items():
-                sl = f.get_slice(name)
-                if tuple(sl.get_shape()) != tuple(want.shape) or sl.get_dtype() not in ("F16", "F32", "BF16"):
-                    raise EncoderFileError(f"{path}: tensor {name} is {sl.get_dtype()} {sl.get_shape()}, "
-                                           f"the encoder needs {list(want.shape)}")
-                t = f.get_tensor(name).to(torch.float32)
-                if not torch.isfinite(t).all():
-                    raise EncoderFileError(f"{path}: tensor {name} holds NaN or infinity")
-                state[name] = t
-    except EncoderFileError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - safetensors raises several kinds on corrupt input
-        raise EncoderFileError(f"{path}: unreadable encoder file ({exc})") from None
-    enc.load_state_dict(state)
-    return enc.eval().requires_grad_(False).to(device)
+    return load_network(path, FORMAT_NAME, FORMAT_VERSION, _LIMITS, build, EncoderFileError).to(device)

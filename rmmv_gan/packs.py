@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from .encoder import EncoderFileError, load_encoder
+from .face_refiner import FaceRefinerFileError, load_face_refiner
 from .fileio import atomic_write_bytes
 from .latent import check_psi, load_w
 from .models import ModelFileError, convert, load_discriminator, load_generator
@@ -151,6 +152,9 @@ class Pack:
     # the average of the faces a sheet could be, so its faces are more alike than the sprites
     # are; a gain above 1 gives the spread back (docs/default-pack.md measures the trade).
     face_encoder_gain: float = 1.0
+    # The face refiner's file (rmmv_gan.face_refiner), inside the pack: it redraws every face
+    # the face model draws with the art's line work. None: faces as the face model draws them.
+    face_refiner: str | None = None
     palette: tuple[int, int] | None = None  # colours per walk sheet (low, high); None: off
     raw: dict = field(repr=False, default_factory=dict)
 
@@ -164,7 +168,7 @@ class Pack:
         """sha256 over the manifest, the models and the presets: what a result was made with."""
         h = hashlib.sha256()
         files = [self.root / MANIFEST, self.model_path("sprite"), self.model_path("face")]
-        files += [self.root / self.face_encoder] if self.face_encoder else []
+        files += [self.root / f for f in (self.face_encoder, self.face_refiner) if f]
         files += sorted((self.root / "presets").rglob("*.npy")) if (self.root / "presets").is_dir() else []
         for path in files:
             h.update(str(path.relative_to(self.root)).encode())
@@ -324,8 +328,10 @@ def parse_manifest(root: Path, data: dict) -> Pack:
     if not low <= len(emotions) <= high:
         _fail("emotions", f"a face sheet holds {low} to {high} emotions (faceIndex 0-7), not {len(emotions)}")
     encoder = _get(fd, "encoder", "face", str, None)
-    if encoder is not None and (Path(encoder).is_absolute() or ".." in Path(encoder).parts):
-        _fail("face.encoder", "must be a path inside the pack")
+    refiner = _get(fd, "refiner", "face", str, None)
+    for key, name in (("encoder", encoder), ("refiner", refiner)):
+        if name is not None and (Path(name).is_absolute() or ".." in Path(name).parts):
+            _fail(f"face.{key}", "must be a path inside the pack")
     proj = _get(data, "projection", "", dict, {})
     # 0: the encoder's w as it is; more: that many projection steps refine it.
     steps = _within(_get(proj, "steps", "projection", int, 200), "steps", "projection.steps")
@@ -350,7 +356,7 @@ def parse_manifest(root: Path, data: dict) -> Pack:
                 projection_noise=_get(proj, "noise", "projection", bool, True), default_archetype=default,
                 projection_psi=float(psi), face_encoder=encoder,
                 face_transparent=_get(fd, "transparent", "face", bool, True),
-                face_encoder_gain=_encoder_gain(fd),
+                face_encoder_gain=_encoder_gain(fd), face_refiner=refiner,
                 palette=_palette(sd.get("palette", "off"), "sprite.palette"), raw=data)
 
 
@@ -372,6 +378,8 @@ def load_pack(root=None) -> Pack:
         _inside(root, pack.model_path(model), f"{model}.file")
     if pack.face_encoder:
         _inside(root, root / pack.face_encoder, "face.encoder")
+    if pack.face_refiner:
+        _inside(root, root / pack.face_refiner, "face.refiner")
     for where, model, preset, _ in pack.presets_used():
         if preset is not None:
             _inside(root, pack.preset_path(model, preset), f"{where}.preset")
@@ -400,6 +408,7 @@ class OpenPack:
     presets: dict  # (model, name) -> w [num_ws, w_dim]
     content_hash: str
     encoder: torch.nn.Module | None = None  # sprite sheet -> face W+ (rmmv_gan.encoder)
+    refiner: torch.nn.Module | None = None  # face -> face with line work (rmmv_gan.face_refiner)
 
 
 def open_pack(root=None, device="cpu") -> OpenPack:
@@ -449,7 +458,16 @@ def open_pack(root=None, device="cpu") -> OpenPack:
         if (encoder.num_ws, encoder.w_dim) != (nets["face"].num_ws, nets["face"].w_dim):
             _fail("face.encoder", f"gives {encoder.num_ws} x {encoder.w_dim} ws, the face model takes "
                                   f"{nets['face'].num_ws} x {nets['face'].w_dim}")
-    return OpenPack(pack, nets["sprite"], nets["face"], face_D, presets, pack.content_hash(), encoder)
+    refiner = None
+    if pack.face_refiner:
+        try:
+            refiner = load_face_refiner(pack.root / pack.face_refiner, device)
+        except FaceRefinerFileError as exc:
+            _fail("face.refiner", str(exc))
+        if nets["face"].img_shape[0] % 2 or nets["face"].img_shape[1] % 2:
+            _fail("face.refiner", f"the refiner needs faces of even size; the face model draws "
+                                  f"{nets['face'].img_shape[1]} x {nets['face'].img_shape[0]}")
+    return OpenPack(pack, nets["sprite"], nets["face"], face_D, presets, pack.content_hash(), encoder, refiner)
 
 
 # ----------------------------------------------------------------------------------------------

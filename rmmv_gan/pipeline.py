@@ -10,7 +10,8 @@ they were made. Every step of the character pipeline is in this file, in order:
    an encoder project the head crop (the standing, facing-down frame, cut at the pack's box)
    into the face model's W space, as the source article did;
 6. face style mix: the archetype's preset layers;
-7. emotions: each a further mix with an emotion preset (the first may be the identity);
+7. emotions: each a further mix with an emotion preset (the first may be the identity),
+   drawn, and redrawn by the pack's face refiner where it has one (rmmv_gan.face_refiner);
 8. the face sheet (576 x 288, faceIndex order).
 
 It knows nothing of HTTP or of game folders: transports hand it a request and write what it
@@ -38,6 +39,7 @@ from .pixel_art import pixel_art_sheet
 from .projector import ProjectionCancelled, ProjectionSettings, project
 from .encoder import sheet_tensor
 from .face_cutout import cut_out_bust
+from .face_refiner import refine_faces
 from .sheets import clean_sheet, face_sheet, head_crop, idle_frame, native_to_character_sheet
 
 STAGES = ("sprite", "cleanup", "palette", "face", "faces")
@@ -324,7 +326,8 @@ def make_characters(opened: OpenPack, requests, progress: Callable | None = None
         report("faces", i / n)
         emotion_ws = [apply_mix(face_w, opened, "face", e.face) for e in pack.select_emotions(r.emotions)]
         with torch.no_grad():
-            faces = list(to_uint8(G_f.synthesis(torch.stack(emotion_ws), noise_mode="const"))[..., :3])
+            drawn = to_uint8(G_f.synthesis(torch.stack(emotion_ws), noise_mode="const"))[..., :3]
+        faces = list(drawn if opened.refiner is None else refine_faces(opened.refiner, drawn))
         if pack.face_transparent:
             faces = [cut_out_bust(f, pack.face_background) for f in faces]
         sheet = face_sheet(faces, pack.face_size)

@@ -255,6 +255,29 @@ def check_fits(encoder: SpriteFaceEncoder, opened) -> None:
                          f"{G_s.img_shape[1]} x {G_s.img_shape[0]} and {G_f.num_ws} x {G_f.w_dim}")
 
 
+def run_steps(trainer, lr_at: Callable[[int], float], progress: Callable | None = None) -> None:
+    """The loop of a small network's training: from trainer.step to trainer.cfg.steps, each step
+    at the learning rate lr_at(step), a log line every cfg.log_every steps and a checkpoint every
+    cfg.checkpoint_every (and both at the end); a non-finite loss stops the run."""
+    cfg = trainer.cfg
+    t0, n0 = time.perf_counter(), trainer.step
+    while trainer.step < cfg.steps:
+        for g in trainer.opt.param_groups:
+            g["lr"] = lr_at(trainer.step)
+        stats = trainer.train_step()
+        if not all(math.isfinite(v) for v in stats.values()):
+            raise FloatingPointError(f"step {trainer.step}: non-finite loss {stats}")
+        trainer.step += 1
+        if progress is not None:
+            progress(trainer.step, cfg.steps, stats)
+        if trainer.step % cfg.log_every == 0 or trainer.step == cfg.steps:
+            rate = (time.perf_counter() - t0) / max(trainer.step - n0, 1)
+            trainer.log(f"step {trainer.step}/{cfg.steps} " + " ".join(f"{k} {v:.4f}" for k, v in stats.items())
+                        + f" ({rate:.2f} s/step)")
+        if trainer.step % cfg.checkpoint_every == 0 or trainer.step == cfg.steps:
+            trainer.save_checkpoint()
+
+
 class EncoderTrainer:
     def __init__(self, cfg: EncoderConfig, opened, pairs, log: Callable[[str], None] = print):
         self.cfg, self.opened, self.pairs, self.log = cfg, opened, pairs, log
@@ -329,23 +352,8 @@ class EncoderTrainer:
     def run(self, progress: Callable | None = None):
         cfg = self.cfg
         self.G.requires_grad_(False)
-        t0, n0 = time.perf_counter(), self.step
-        while self.step < cfg.steps:
-            # A cosine decay over the run settles the encoder at the end.
-            for g in self.opt.param_groups:
-                g["lr"] = cfg.lr * (0.55 + 0.45 * math.cos(math.pi * self.step / cfg.steps))
-            stats = self.train_step()
-            if not all(math.isfinite(v) for v in stats.values()):
-                raise FloatingPointError(f"step {self.step}: non-finite loss {stats}")
-            self.step += 1
-            if progress is not None:
-                progress(self.step, cfg.steps, stats)
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                rate = (time.perf_counter() - t0) / max(self.step - n0, 1)
-                self.log(f"step {self.step}/{cfg.steps} " + " ".join(f"{k} {v:.4f}" for k, v in stats.items())
-                         + f" ({rate:.2f} s/step)")
-            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
-                self.save_checkpoint()
+        # A cosine decay over the run settles the encoder at the end.
+        run_steps(self, lambda step: cfg.lr * (0.55 + 0.45 * math.cos(math.pi * step / cfg.steps)), progress)
         self.encoder.eval()
         return self.encoder
 

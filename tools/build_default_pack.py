@@ -143,6 +143,14 @@ def learned_emotion_presets(trainer: Trainer, G) -> dict:
     return presets
 
 
+def add_refiner(out: Path, refiner: Path) -> None:
+    """Copy a face refiner into the pack at `out` and name it in its manifest."""
+    shutil.copyfile(refiner, out / "refiner.safetensors")
+    manifest = json.loads((out / "pack.json").read_text(encoding="utf-8"))
+    manifest["face"]["refiner"] = "refiner.safetensors"
+    (out / "pack.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
 def to_target(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(img).permute(2, 0, 1).float() / 127.5 - 1
 
@@ -152,6 +160,9 @@ def main():
     ap.add_argument("--sprite-run", type=Path, default=None, help="training run of the sprite model (its checkpoint.pt)")
     ap.add_argument("--keep-sprite", action="store_true", help="keep OUT's sprite model and sprite presets")
     ap.add_argument("--encoder", type=Path, default=None, help="encoder.safetensors from rmmv-gan train-encoder")
+    ap.add_argument("--refiner", type=Path, default=None,
+                    help="refiner.safetensors from rmmv-gan train-refiner; without --face-run it is put into "
+                         "OUT's pack as it is (copied, and named in OUT's pack.json)")
     ap.add_argument("--face-run", type=Path, help="training run of the face model")
     ap.add_argument("--out", type=Path, required=True, help="the pack folder to write")
     ap.add_argument("--steps", type=int, default=200, help="projection steps of emotion presets the run has not learned")
@@ -166,8 +177,12 @@ def main():
         remake_archetypes(out)
         print(f"archetypes of {out} remade in {time.perf_counter() - t0:.0f} s")
         return
+    if args.face_run is None and args.refiner is not None:
+        add_refiner(out, args.refiner)
+        print(f"{out}: refiner {args.refiner} added")
+        return
     if args.face_run is None:
-        ap.error("--face-run is needed (or --archetypes-only)")
+        ap.error("--face-run is needed (or --archetypes-only, or --refiner alone)")
     (out / "presets" / "sprite").mkdir(parents=True, exist_ok=True)
     (out / "presets" / "face").mkdir(parents=True, exist_ok=True)
     if not args.keep_sprite:
@@ -193,6 +208,8 @@ def main():
         print(f"emotion {expression}: preset projected ({time.perf_counter() - t0:.0f} s)")
     if args.encoder is not None:
         shutil.copyfile(args.encoder, out / "encoder.safetensors")
+    if args.refiner is not None:
+        shutil.copyfile(args.refiner, out / "refiner.safetensors")
 
     manifest = {
         "format": "rmmv-gan-pack", "version": 1, "name": "default",
@@ -205,7 +222,8 @@ def main():
                  # Hair top to shoulders of the 16-px frame: the part a portrait shows.
                  "head_box": [2, 0, 12, 12], "layer_groups": PACK_LAYERS["face"], "transparent": True,
                  **({"encoder": "encoder.safetensors", "encoder_gain": ENCODER_GAIN} if args.encoder is not None
-                    else {})},
+                    else {}),
+                 **({"refiner": "refiner.safetensors"} if args.refiner is not None else {})},
         "archetypes": archetype_manifest(),
         # Neutral is a mix too: the projected head may wear any expression.
         "emotions": [{"name": e, "preset": e, "layers": "expression"} for e in procedural.EXPRESSIONS],

@@ -637,10 +637,13 @@ def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weig
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True, max=1), default=0.002, show_default=True)
 @click.option("--pairs", type=click.IntRange(16, 1_000_000), default=8000, show_default=True,
               help="Procedural data: how many pairs to draw at the start.")
+@click.option("--gan-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Weight of a patch discriminator's loss beside the L1 (pix2pix): lines drawn where L1 "
+                   "alone draws their average. 0: none.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUTDIR/checkpoint.pt.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def train_refiner(pack_dir, data, outdir, steps, batch, lr, pairs, resume, seed, device):
+def train_refiner(pack_dir, data, outdir, steps, batch, lr, pairs, gan_weight, resume, seed, device):
     """Train a face refiner for a pack: the face model's drawing in, the art's line work out.
 
     Put the resulting OUTDIR/refiner.safetensors into the pack and name it in pack.json
@@ -664,7 +667,8 @@ def train_refiner(pack_dir, data, outdir, steps, batch, lr, pairs, resume, seed,
         raise UserError(str(exc)) from None
     with _run_log(outdir) as log:
         log(f"{len(inputs)} pairs from {data}")
-        cfg = RefinerConfig(outdir=str(outdir), steps=steps, batch=batch, lr=lr, pairs=pairs, seed=seed, device=device)
+        cfg = RefinerConfig(outdir=str(outdir), steps=steps, batch=batch, lr=lr, pairs=pairs, seed=seed, device=device,
+                            gan_weight=gan_weight)
         trainer = RefinerTrainer(cfg, inputs, targets, log=log)
         if resume:
             try:

@@ -15,7 +15,10 @@ encoder and emotions do not change while the refiner trains):
   target the artist's face.
 Both sides are mirrored at random (a face read left to right is as good as one read right to
 left). The loss is L1 plus L1 on the horizontal and vertical differences, so a line one pixel
-off costs twice. A run folder holds `checkpoint.pt` (resumed when the same command runs again;
+off costs twice. Where the art holds details the face model's drawing does not settle (a
+strand's place), an L1 answer is their average, a soft line; with `gan_weight` above 0 a small
+discriminator also judges ~22-px patches of the refined face beside the drawing it came from
+(pix2pix's conditional patch GAN), which pays for a line drawn rather than averaged. A run folder holds `checkpoint.pt` (resumed when the same command runs again;
 the pairs are made again from the same seed), `train.log` and, at the end,
 `refiner.safetensors`.
 """
@@ -30,6 +33,8 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from .face_refiner import FaceRefiner, faces_tensor, save_face_refiner
 from .fileio import atomic_write
@@ -51,6 +56,8 @@ class RefinerConfig:
     low_blocks: int = 3
     seed: int = 0
     device: str = "cpu"
+    gan_weight: float = 0.0  # weight of the patch discriminator's loss beside the L1 (0: none)
+    d_channels: int = 32
     log_every: int = 50
     checkpoint_every: int = 250
 
@@ -111,6 +118,25 @@ def folder_pairs(opened, folder, progress: Callable | None = None):
     return inputs, faces
 
 
+class PatchDiscriminator(nn.Module):
+    """Real-or-refined logits for overlapping patches of a face, seen beside the face model's
+    drawing it came from: [N, 6, H, W] (drawing, face) -> [N, 1, H/4, W/4], each logit seeing
+    about 22 x 22 px (two 4x4 stride-2 convolutions, then two 3x3)."""
+
+    def __init__(self, channels: int = 32):
+        super().__init__()
+        c = channels
+        self.convs = nn.ModuleList([nn.Conv2d(6, c, 4, 2, 1), nn.Conv2d(c, 2 * c, 4, 2, 1),
+                                    nn.Conv2d(2 * c, 2 * c, 3, 1, 1)])
+        self.out = nn.Conv2d(2 * c, 1, 3, 1, 1)
+
+    def forward(self, drawing, face):
+        h = torch.cat([drawing, face], 1)
+        for conv in self.convs:
+            h = F.leaky_relu(conv(h), 0.2)
+        return self.out(h)
+
+
 class RefinerTrainer:
     def __init__(self, cfg: RefinerConfig, inputs: np.ndarray, targets: np.ndarray,
                  log: Callable[[str], None] = print):
@@ -125,6 +151,10 @@ class RefinerTrainer:
         self.refiner = FaceRefiner(cfg.channels, cfg.low_channels, cfg.low_blocks).to(self.device)
         self.opt = torch.optim.Adam(self.refiner.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.D = self.opt_D = None
+        if cfg.gan_weight > 0:
+            self.D = PatchDiscriminator(cfg.d_channels).to(self.device)
+            self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(0.5, 0.99))
         self.step = 0
 
     @property
@@ -134,6 +164,8 @@ class RefinerTrainer:
     def save_checkpoint(self):
         state = {"refiner": self.refiner.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
                  "gen": self.gen.get_state(), "config": json.dumps(asdict(self.cfg))}
+        if self.D is not None:
+            state |= {"D": self.D.state_dict(), "opt_D": self.opt_D.state_dict()}
         atomic_write(self.checkpoint_path, lambda f: torch.save(state, f), overwrite=True)  # never a torn one
 
     def resume(self) -> bool:
@@ -145,6 +177,9 @@ class RefinerTrainer:
             self.opt.load_state_dict(state["opt"])
             self.gen.set_state(state["gen"].cpu())
             self.step = int(state["step"])
+            if self.D is not None and "D" in state:  # a run without the GAN loss goes on with a new D
+                self.D.load_state_dict(state["D"])
+                self.opt_D.load_state_dict(state["opt_D"])
         except Exception as exc:  # noqa: BLE001 - a torn or foreign file: say which
             raise ValueError(f"{self.checkpoint_path}: not a checkpoint of this refiner ({exc})") from None
         self.log(f"resumed at step {self.step}")
@@ -156,11 +191,26 @@ class RefinerTrainer:
         flip = (torch.rand(len(idx), generator=self.gen) < 0.5).to(self.device)
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
         y = torch.where(flip[:, None, None, None], y.flip(3), y)
-        loss = reconstruction_loss(self.refiner(x), y)
+        fake = self.refiner(x)
+        loss = reconstruction_loss(fake, y)
+        stats = {"loss": loss.item()}
+        if self.D is not None:
+            # Non-saturating losses: D tells the art from refined faces, the refiner answers it.
+            self.D.requires_grad_(False)
+            g_adv = F.softplus(-self.D(x, fake)).mean()
+            loss = loss + self.cfg.gan_weight * g_adv
+            stats["g"] = g_adv.item()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return {"loss": loss.item()}
+        if self.D is not None:
+            self.D.requires_grad_(True)
+            d_loss = F.softplus(-self.D(x, y)).mean() + F.softplus(self.D(x, fake.detach())).mean()
+            self.opt_D.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_D.step()
+            stats["d"] = d_loss.item()
+        return stats
 
     def run(self, progress: Callable | None = None) -> FaceRefiner:
         cfg = self.cfg
@@ -170,7 +220,14 @@ class RefinerTrainer:
             warm = min(1.0, (step + 1) / max(1, cfg.steps // 20))
             return cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
 
-        run_steps(self, lr_at, progress)
+        def lr_both(step):
+            lr = lr_at(step)
+            if self.opt_D is not None:
+                for g in self.opt_D.param_groups:
+                    g["lr"] = lr
+            return lr
+
+        run_steps(self, lr_both, progress)
         self.refiner.eval()
         return self.refiner.cpu()
 

@@ -196,3 +196,21 @@ def test_train_refiner_resumes_from_its_checkpoint(tiny_pack, tmp_path):
     log = (out / "train.log").read_text()
     assert "resumed at step 4" in log and "step 8/8" in log
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 8
+
+
+def test_train_refiner_with_a_gan_weight_keeps_its_discriminator_across_a_resume(tiny_pack, tmp_path):
+    game = matched_game(tmp_path / "game", open_pack(tiny_pack))
+    out = tmp_path / "run"
+    args = ["train-refiner", "--pack", str(tiny_pack), "--data", str(game), "--outdir", str(out), "--batch", "2",
+            "--gan-weight", "0.05"]
+    assert CliRunner().invoke(main, args + ["--steps", "3"]).exit_code == 0
+    first = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert "D" in first and "d " in (out / "train.log").read_text()
+    r = CliRunner().invoke(main, args + ["--steps", "6"])
+    assert r.exit_code == 0, r.output
+    second = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert second["step"] == 6 and "resumed at step 3" in (out / "train.log").read_text()
+    # The discriminator went on from its own weights (trained further, not made anew).
+    moved = (second["D"]["out.weight"] - first["D"]["out.weight"]).abs().max().item()
+    assert 0 < moved < (first["D"]["out.weight"]).abs().max().item()
+    assert load_face_refiner(out / "refiner.safetensors").config()["channels"] == 24

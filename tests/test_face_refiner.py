@@ -18,6 +18,7 @@ from rmmv_gan.face_refiner import (FaceRefiner, FaceRefinerFileError, load_face_
 from rmmv_gan.latent import to_uint8
 from rmmv_gan.packs import PackError, open_pack
 from rmmv_gan.pipeline import CharacterRequest, make_character
+from rmmv_gan.train_encoder import neutral_face_z
 from rmmv_gan.train_refiner import procedural_pairs
 from tiny_pack import make_tiny_pack, matched_game
 
@@ -214,3 +215,28 @@ def test_train_refiner_with_a_gan_weight_keeps_its_discriminator_across_a_resume
     moved = (second["D"]["out.weight"] - first["D"]["out.weight"]).abs().max().item()
     assert 0 < moved < (first["D"]["out.weight"]).abs().max().item()
     assert load_face_refiner(out / "refiner.safetensors").config()["channels"] == 24
+
+
+# -- the default pack's refiner ------------------------------------------------------------------
+
+def edge_strength(imgs):
+    """Mean absolute difference of neighbouring pixels (0-255): single-pixel lines raise it."""
+    a = imgs.astype(float)
+    return (np.abs(np.diff(a, axis=1)).mean() + np.abs(np.diff(a, axis=2)).mean()) / 2
+
+
+def test_the_default_packs_refiner_draws_faces_nearer_the_art_and_crisper():
+    opened = open_pack(None)
+    assert opened.refiner is not None
+    v = np.random.RandomState(20261202).randn(16, procedural.PORTRAIT_DIM).astype(np.float32)
+    emotions = opened.pack.emotions
+    with torch.no_grad():
+        ws = opened.face.mapping(torch.from_numpy(neutral_face_z(v)), None)
+        from rmmv_gan.pipeline import apply_mix
+
+        ws = torch.stack([apply_mix(w, opened, "face", emotions[i % 8].face) for i, w in enumerate(ws)])
+        drawn = to_uint8(opened.face.synthesis(ws, noise_mode="const"))[..., :3]
+    art = np.stack([procedural.portrait_from_vector(x, emotions[i % 8].name, 0.0) for i, x in enumerate(v)])
+    refined = refine_faces(opened.refiner, drawn)
+    assert np.abs(refined.astype(float) - art).mean() < np.abs(drawn.astype(float) - art).mean() - 0.5
+    assert edge_strength(refined) > edge_strength(drawn) + 0.5

@@ -635,8 +635,8 @@ def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weig
 @main.command("train-refiner")
 @_pairs_options("refiner", "face model the refiner follows", 3000)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True, max=1), default=0.002, show_default=True)
-@click.option("--pairs", type=click.IntRange(16, 1_000_000), default=8000, show_default=True,
-              help="Procedural data: how many pairs to draw at the start.")
+@click.option("--pairs", type=click.IntRange(16, 200_000), default=8000, show_default=True,
+              help="Procedural data: how many pairs to draw at the start (8000 take about 250 MB).")
 @click.option("--gan-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Weight of a patch discriminator's loss beside the L1 (pix2pix): lines drawn where L1 "
                    "alone draws their average. 0: none.")

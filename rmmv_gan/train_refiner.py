@@ -147,8 +147,7 @@ class RefinerTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)
         # Kept as uint8 [N, H, W, 3] (a quarter of float32's memory), converted a batch at a time.
-        self.inputs = torch.from_numpy(np.ascontiguousarray(inputs, np.uint8))
-        self.targets = torch.from_numpy(np.ascontiguousarray(targets, np.uint8))
+        self.inputs, self.targets = np.asarray(inputs, np.uint8), np.asarray(targets, np.uint8)
         self.device = torch.device(cfg.device)
         self.refiner = FaceRefiner(cfg.channels, cfg.low_channels, cfg.low_blocks).to(self.device)
         self.opt = torch.optim.Adam(self.refiner.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
@@ -188,8 +187,8 @@ class RefinerTrainer:
         return True
 
     def train_step(self) -> dict:
-        idx = torch.randint(0, len(self.inputs), (self.cfg.batch,), generator=self.gen)
-        x, y = faces_tensor(self.inputs[idx].numpy(), self.device), faces_tensor(self.targets[idx].numpy(), self.device)
+        idx = torch.randint(0, len(self.inputs), (self.cfg.batch,), generator=self.gen).numpy()
+        x, y = faces_tensor(self.inputs[idx], self.device), faces_tensor(self.targets[idx], self.device)
         flip = (torch.rand(len(idx), generator=self.gen) < 0.5).to(self.device)
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
         y = torch.where(flip[:, None, None, None], y.flip(3), y)

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rmmv_gan import procedural  # noqa: E402
 from rmmv_gan.latent import to_uint8, z_from_seeds  # noqa: E402
 from rmmv_gan.packs import open_pack  # noqa: E402
-from rmmv_gan.pipeline import CharacterRequest, apply_mix, make_characters  # noqa: E402
+from rmmv_gan.pipeline import CharacterRequest, apply_mix, make_characters, sprite_ws  # noqa: E402
 from rmmv_gan.sheets import idle_frame  # noqa: E402
 from rmmv_gan.train import portrait_latent  # noqa: E402
 
@@ -126,10 +126,9 @@ def main(argv=None):
         for a, st in zip(names, strengths):
             vec = faces_from_vectors(opened, seeds[a], a, st, psi=pack.archetypes[a].psi)
             if args.no_pipeline_faces or strength is not None:
+                n = len(seeds[a])
+                ws = sprite_ws(opened, seeds[a], [pack.archetypes[a].psi] * n, [a] * n, [st] * n)
                 with torch.no_grad():
-                    zs = z_from_seeds(seeds[a], opened.sprite.z_dim).float()
-                    ws = opened.sprite.mapping(zs, None, truncation_psi=pack.archetypes[a].psi)
-                    ws = torch.stack([apply_mix(w, opened, "sprite", pack.archetypes[a].sprite, st) for w in ws])
                     sprites = list(to_uint8(opened.sprite.synthesis(ws, noise_mode="const"))[..., :3])
                 faces = None
             else:

@@ -141,24 +141,29 @@ def mix(base: torch.Tensor, source: torch.Tensor, layers, blend=1.0) -> torch.Te
 
 
 def archetype_mix(base: torch.Tensor, preset: torch.Tensor, layers, strength=0.0,
-                  offset_from: torch.Tensor | None = None) -> torch.Tensor:
+                  offset_from: torch.Tensor | None = None, typed: torch.Tensor | None = None,
+                  typed_weight: float = 1.0) -> torch.Tensor:
     """An archetype's mix: the type into `base`, then `strength` of the whole preset character.
 
     First the listed layers take the type: with `offset_from` None they are replaced by the
     preset's (the article's mix); otherwise they are shifted by preset - offset_from (an
     offset from a reference w, usually the model's average: whatever the preset shares with
-    the average, such as an average hair colour, leaves base's own untouched). Then every
-    layer moves toward the preset by `strength` in [0, 1]: 0 gives the type alone, 1 the
-    preset character itself.
+    the average, such as an average hair colour, leaves base's own untouched). `typed`, where
+    given, is the same character drawn as the type by the model itself (the w of its z with the
+    type's components set; see pipeline.sprite_ws): the listed layers then move that far
+    further, by `typed_weight` in [0, 1]. Then every layer moves toward the preset by
+    `strength` in [0, 1]: 0 gives the type alone, 1 the preset character itself.
     """
     layers = list(layers)
     preset = preset.expand_as(base)  # one preset for a batch of bases
     if offset_from is None:
-        typed = mix(base, preset, layers)
+        out = mix(base, preset, layers)
     else:
-        typed = base.clone()
-        typed[..., layers, :] = base[..., layers, :] + (preset - offset_from)[..., layers, :]
-    return typed.lerp(preset, float(strength)) if strength else typed
+        out = base.clone()
+        out[..., layers, :] = base[..., layers, :] + (preset - offset_from)[..., layers, :]
+    if typed is not None:
+        out[..., layers, :] = out[..., layers, :].lerp(typed.expand_as(base)[..., layers, :], float(typed_weight))
+    return out.lerp(preset, float(strength)) if strength else out
 
 
 def map_seed(G, seed: int, psi=1.0, class_idx=None, truncation_cutoff=None) -> torch.Tensor:

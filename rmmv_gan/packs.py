@@ -98,6 +98,12 @@ class Mix:
     # by the preset's difference from the model's average w, so the base keeps its own
     # traits where the preset is average (see latent.archetype_mix).
     mode: str = "replace"
+    # Archetype sprite mixes only: latent components {index: value} that make the seed's own z
+    # the type, for a model whose z has known meaning (the default pack's models take the
+    # procedural renderer's vector). The listed layers move `traits_weight` of the way to the
+    # w of that typed z (latent.archetype_mix's `typed`; pipeline.sprite_ws).
+    traits: dict = field(default_factory=dict)
+    traits_weight: float = 1.0
 
 
 @dataclass
@@ -224,7 +230,28 @@ def _layers(value, groups: dict, where: str) -> list[int]:
     return sorted(set(out))
 
 
-def _mix(data, groups, where) -> Mix:
+# Bounds of an archetype's latent traits: z components are standard normal, so |value| <= 8
+# is anything a model has seen; the index bound only keeps a typo from building a huge table.
+TRAIT_VALUE_BOUND = 8.0
+TRAIT_INDEX_LIMIT = 4096
+
+
+def _traits(data: dict, where: str) -> tuple[dict, float]:
+    traits = _get(data, "traits", where, dict, {})
+    out = {}
+    for key, value in traits.items():
+        if not (isinstance(key, str) and key.isdigit() and int(key) < TRAIT_INDEX_LIMIT):
+            _fail(f"{where}.traits", f"{key!r} is not a latent component index (0-{TRAIT_INDEX_LIMIT - 1})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) <= TRAIT_VALUE_BOUND:
+            _fail(f"{where}.traits.{key}", f"must be a number in [-{TRAIT_VALUE_BOUND:g}, {TRAIT_VALUE_BOUND:g}]")
+        out[int(key)] = float(value)
+    weight = _get(data, "traits_weight", where, float, 1.0)
+    if not 0 <= weight <= 1:
+        _fail(f"{where}.traits_weight", f"{weight!r} is outside [0, 1]")
+    return out, float(weight)
+
+
+def _mix(data, groups, where, traits_allowed=False) -> Mix:
     if data is None:
         return Mix(None, [])
     if not isinstance(data, dict):
@@ -238,7 +265,12 @@ def _mix(data, groups, where) -> Mix:
     mode = _get(data, "mode", where, str, "replace")
     if mode not in MIX_MODES:
         _fail(f"{where}.mode", f"unknown mode {mode!r} (one of {', '.join(MIX_MODES)})")
-    return Mix(preset, layers, mode)
+    if not traits_allowed and ("traits" in data or "traits_weight" in data):
+        _fail(f"{where}.traits", "only an archetype's sprite mix takes traits (only the sprite's z is the seed's)")
+    traits, weight = _traits(data, where) if traits_allowed else ({}, 1.0)
+    if traits and preset is None:
+        _fail(f"{where}.preset", "missing (traits are given; the preset is the type's character at strength 1)")
+    return Mix(preset, layers, mode, traits, weight)
 
 
 def _size(data: dict, key: str, where: str, default: int, bounds: tuple[int, int]) -> int:
@@ -311,7 +343,7 @@ def parse_manifest(root: Path, data: dict) -> Pack:
             _fail(where, "must be an object")
         psi = _within(_get(a, "psi", where, float, 0.7), "psi", f"{where}.psi")
         strength = _within(_get(a, "strength", where, float, 0.0), "strength", f"{where}.strength")
-        archetypes[aname] = Archetype(aname, _mix(a.get("sprite"), sprite.layer_groups, f"{where}.sprite"),
+        archetypes[aname] = Archetype(aname, _mix(a.get("sprite"), sprite.layer_groups, f"{where}.sprite", True),
                                       _mix(a.get("face"), face.layer_groups, f"{where}.face"), psi, strength)
     if not archetypes:
         _fail("archetypes", "at least one archetype is needed")
@@ -432,6 +464,11 @@ def open_pack(root=None, device="cpu") -> OpenPack:
             bad = [i for i in layers if i >= num_ws]
             if bad:
                 _fail(f"{model}.layer_groups.{gname}", f"layer {bad[0]} is beyond the {model} model's {num_ws} layers (0-{num_ws - 1})")
+    for a in pack.archetypes.values():
+        bad = [i for i in a.sprite.traits if i >= nets["sprite"].z_dim]
+        if bad:
+            _fail(f"archetypes.{a.name}.sprite.traits", f"component {bad[0]} is beyond the sprite model's "
+                                                        f"{nets['sprite'].z_dim} latent components")
     presets = {}
     for where, model, preset, layers in pack.presets_used():
         net = nets[model]

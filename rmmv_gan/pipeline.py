@@ -253,13 +253,35 @@ def face_w_from_sprite(opened: OpenPack, sheet: np.ndarray, seed: int = 0, steps
     return w
 
 
-def apply_mix(w, opened: OpenPack, model: str, m, strength=0.0):
+def apply_mix(w, opened: OpenPack, model: str, m, strength=0.0, typed=None):
     """w [num_ws, w_dim] of `model` ("sprite" or "face") after the pack's mix `m` (an
-    archetype's or an emotion's) at `strength` (see latent.archetype_mix)."""
+    archetype's or an emotion's) at `strength`; `typed`: the same character's w drawn as the
+    type, for a mix with traits (see latent.archetype_mix and sprite_ws)."""
     if m.preset is None:
         return w
     offset_from = getattr(opened, model).mapping.w_avg if m.mode == "offset" else None
-    return archetype_mix(w, opened.presets[(model, m.preset)], m.layers, strength, offset_from)
+    return archetype_mix(w, opened.presets[(model, m.preset)], m.layers, strength, offset_from,
+                         typed, m.traits_weight)
+
+
+@torch.no_grad()
+def sprite_ws(opened: OpenPack, seeds, psis, archetypes, strengths) -> torch.Tensor:
+    """Steps 1-2: the sprite w [N, num_ws, w_dim] of each seed, mapped at its psi, after its
+    archetype's sprite mix at its strength. An archetype with traits also maps the seed's z
+    with the type's latent components set (the same person drawn as the type by the model)."""
+    G = opened.sprite
+    z = z_from_seeds(list(seeds), G.z_dim, G.mapping.w_avg.device)
+    out = []
+    for i, (psi, name, strength) in enumerate(zip(psis, archetypes, strengths)):
+        m = opened.pack.archetypes[name].sprite
+        w = G.mapping(z[i : i + 1], None, truncation_psi=psi)[0]
+        typed = None
+        if m.traits:
+            zt = z[i : i + 1].clone()
+            zt[0, list(m.traits)] = torch.tensor(list(m.traits.values()), dtype=zt.dtype, device=zt.device)
+            typed = G.mapping(zt, None, truncation_psi=psi)[0]
+        out.append(apply_mix(w, opened, "sprite", m, strength, typed))
+    return torch.stack(out)
 
 
 def make_characters(opened: OpenPack, requests, progress: Callable | None = None,
@@ -272,7 +294,6 @@ def make_characters(opened: OpenPack, requests, progress: Callable | None = None
     pack, G_s, G_f = opened.pack, opened.sprite, opened.face
     reqs = [r.resolved(pack) for r in requests]  # no work for requests resolved where they arrived
     n = len(reqs)
-    device = G_s.mapping.w_avg.device
     timings = [{s: 0.0 for s in STAGES} for _ in reqs]
 
     def report(stage, fraction):
@@ -284,13 +305,10 @@ def make_characters(opened: OpenPack, requests, progress: Callable | None = None
     # 1-3. Sprites: map, mix, draw (one batch), clean, lay out.
     report("sprite", 0.0)
     t = time.perf_counter()
+    ws = sprite_ws(opened, [r.seed for r in reqs], [r.psi for r in reqs], [r.archetype for r in reqs],
+                   [r.strength for r in reqs])
     with torch.no_grad():
-        z = z_from_seeds([r.seed for r in reqs], G_s.z_dim, device)
-        ws = []
-        for i, r in enumerate(reqs):
-            w = G_s.mapping(z[i : i + 1], None, truncation_psi=r.psi)[0]
-            ws.append(apply_mix(w, opened, "sprite", pack.archetypes[r.archetype].sprite, r.strength))
-        natives = to_uint8(G_s.synthesis(torch.stack(ws), noise_mode="const"))[..., :3]
+        natives = to_uint8(G_s.synthesis(ws, noise_mode="const"))[..., :3]
     for tm in timings:
         tm["sprite"] = (time.perf_counter() - t) / n
     results = []

@@ -123,3 +123,16 @@ def test_a_w_source_is_a_file_or_a_seed(tmp_path, starter_model):
     save_w(tmp_path / "w.npy", torch.zeros(G.num_ws, G.w_dim))
     assert resolve_w(tmp_path / "w.npy", G).abs().sum() == 0
     assert torch.equal(resolve_w("3", G, psi=0.5, class_idx=cls), map_seed(G, 3, psi=0.5, class_idx=cls))
+
+
+def test_archetype_mix_moves_the_listed_layers_toward_the_typed_character():
+    base, preset, ref = torch.randn(6, 4), torch.randn(6, 4), torch.randn(6, 4)
+    typed = torch.randn(6, 4)
+    offset = archetype_mix(base, preset, [1, 2], offset_from=ref)
+    full = archetype_mix(base, preset, [1, 2], offset_from=ref, typed=typed)
+    assert torch.equal(full[[1, 2]], typed[[1, 2]])
+    assert torch.equal(full[[0, 3, 4, 5]], base[[0, 3, 4, 5]])  # unlisted layers stay the seed's
+    assert torch.equal(archetype_mix(base, preset, [1, 2], offset_from=ref, typed=typed, typed_weight=0), offset)
+    half = archetype_mix(base, preset, [1, 2], offset_from=ref, typed=typed, typed_weight=0.5)
+    assert torch.allclose(half[[1, 2]], offset[[1, 2]].lerp(typed[[1, 2]], 0.5))
+    assert torch.allclose(archetype_mix(base, preset, [1, 2], 1.0, ref, typed), preset)  # strength 1: the preset

@@ -69,6 +69,22 @@ def test_an_archetype_reads_its_strength_and_mix_mode(pack_copy):
     assert load_pack(pack_copy).archetypes["default"].strength == 0.0  # the article's mix, unchanged
 
 
+def test_an_archetype_reads_its_latent_traits(pack_copy):
+    edit(pack_copy, lambda m: m["archetypes"].update(
+        hero={"sprite": {"preset": "hero", "layers": "fine", "traits": {"3": -1.5, "0": 2}, "traits_weight": 0.5}}))
+    hero = load_pack(pack_copy).archetypes["hero"]
+    assert hero.sprite.traits == {3: -1.5, 0: 2.0} and hero.sprite.traits_weight == 0.5
+    assert load_pack(pack_copy).archetypes["default"].sprite.traits == {}
+
+
+def test_a_trait_beyond_the_sprite_models_latent_is_named(pack_copy):
+    z_dim = open_pack(pack_copy).sprite.z_dim
+    edit(pack_copy, lambda m: m["archetypes"]["default"].update(
+        sprite={"preset": "hero", "layers": [1], "traits": {str(z_dim): 1.0}}))
+    with pytest.raises(PackError, match=rf"^archetypes.default.sprite.traits: component {z_dim} is beyond"):
+        open_pack(pack_copy)
+
+
 @pytest.mark.parametrize("change,field", [
     (lambda m: m["sprite"].update(file="missing.safetensors"), "sprite.file"),
     (lambda m: m["archetypes"]["default"].update(face={"preset": "nobody", "layers": [1]}), "archetypes.default.face.preset"),
@@ -100,6 +116,23 @@ def test_an_archetype_reads_its_strength_and_mix_mode(pack_copy):
     (lambda m: m["face"]["layer_groups"].update({"colours\n": [1]}), "face.layer_groups"),
     (lambda m: m["archetypes"]["default"].update(face={"preset": "heroine\n", "layers": [1]}),
      "archetypes.default.face.preset"),
+    # latent traits: sprite mixes only, component indices, finite bounded values
+    (lambda m: m["archetypes"]["default"].update(sprite={"preset": "hero", "layers": [1], "traits": {"x": 1.0}}),
+     "archetypes.default.sprite.traits"),
+    (lambda m: m["archetypes"]["default"].update(sprite={"preset": "hero", "layers": [1], "traits": {"-1": 1.0}}),
+     "archetypes.default.sprite.traits"),
+    (lambda m: m["archetypes"]["default"].update(sprite={"preset": "hero", "layers": [1], "traits": {"2": 9.0}}),
+     "archetypes.default.sprite.traits.2"),
+    (lambda m: m["archetypes"]["default"].update(sprite={"preset": "hero", "layers": [1], "traits": {"2": "1"}}),
+     "archetypes.default.sprite.traits.2"),
+    (lambda m: m["archetypes"]["default"].update(sprite={"preset": "hero", "layers": [1], "traits": [1.0]}),
+     "archetypes.default.sprite.traits"),
+    (lambda m: m["archetypes"]["default"].update(sprite={"preset": "hero", "layers": [1], "traits_weight": 1.5}),
+     "archetypes.default.sprite.traits_weight"),
+    (lambda m: m["archetypes"]["default"].update(sprite={"layers": [], "traits": {"2": 1.0}}),
+     "archetypes.default.sprite.preset"),
+    (lambda m: m["archetypes"]["default"].update(face={"preset": "smile", "layers": [1], "traits": {"2": 1.0}}),
+     "archetypes.default.face.traits"),
     # item 12: sizes that gave tracebacks or asked for terabytes
     (lambda m: m["sprite"].update(frame_size=0), "sprite.frame_size"),
     (lambda m: m["sprite"].update(frame_size=-48), "sprite.frame_size"),

@@ -42,6 +42,31 @@ def test_full_strength_gives_the_preset_character_and_is_recorded(opened):
     assert make_character(opened, CharacterRequest(archetype="hero", seed=5)).metadata["strength"] == 0.0
 
 
+def test_an_archetype_with_traits_draws_the_seeds_own_z_with_the_traits_set(pack_dir, tmp_path):
+    import shutil
+
+    import torch
+
+    from rmmv_gan.latent import to_uint8, z_from_seeds
+
+    root = tmp_path / "pack"
+    shutil.copytree(pack_dir, root)
+    manifest = json.loads((root / "pack.json").read_text())
+    every = list(range(open_pack(root).sprite.num_ws))
+    manifest["archetypes"]["typed"] = {"psi": 0.8, "sprite": {"preset": "hero", "layers": every, "mode": "offset",
+                                                              "traits": {"0": 2.5, "3": -1.0}}}
+    (root / "pack.json").write_text(json.dumps(manifest))
+    opened = open_pack(root)
+    c = make_character(opened, CharacterRequest(archetype="typed", seed=5))
+    z = z_from_seeds([5], opened.sprite.z_dim)
+    z[0, 0], z[0, 3] = 2.5, -1.0
+    with torch.no_grad():
+        drawn = to_uint8(opened.sprite(z, None, truncation_psi=0.8, noise_mode="const"))[0, ..., :3]
+    assert np.array_equal(c.sprite_native, drawn)
+    plain = make_character(opened, CharacterRequest(archetype="hero", seed=5, psi=0.8))
+    assert not np.array_equal(plain.sprite_native, drawn)
+
+
 def test_projection_psi_pulls_the_projected_face_toward_the_average(pack_dir, tmp_path):
     import dataclasses
 

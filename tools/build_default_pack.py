@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 
 from rmmv_gan import procedural
-from rmmv_gan.procedural.archetypes import ARCHETYPES, with_traits
+from rmmv_gan.procedural.archetypes import ARCHETYPES, trait_values, with_traits
 from rmmv_gan.latent import map_seed, save_w
 from rmmv_gan.models import load_generator
 from rmmv_gan.probe import probe_grid
@@ -59,6 +59,14 @@ SPRITE_TYPE_GAIN = {"villain": 1.5, "mage": 1.0}
 # difference from the model's average w, then the whole w moves toward the preset by strength.
 TYPE_LAYERS = {"sprite": "type", "face": "type"}
 DEFAULT_STRENGTH = 0.0
+# How far each type's sprite goes from the offset mix toward the model's own drawing of the
+# seed as the type (its z with the type's components set: pack "traits"). Measured on 16 seeds
+# per type at psi 0.9 (docs/default-pack.md, the tenth period): the model's own drawing is
+# nearer the renderer's drawing of the type (knight 10.0 against 15.6 for the offset alone,
+# heroine 15.5 against 18.0, mage 15.0 against 21.6), but this model draws villains' hoods in
+# few colours (sprite variety 16.0 at weight 1, 20.6 at 0.3; issue 20 asks 24) and mages' robes
+# alike (22.4 at 1), so the villain keeps the offset alone and the mage goes 0.7 of the way.
+TRAITS_WEIGHT = {"heroine": 1.0, "knight": 1.0, "mage": 0.7}
 # Truncation of the seeds: the article's 0.6 halves the hair, skin and cloth colours' spread.
 ARCHETYPE_PSI = 0.9
 # The encoder's W+ moved this much farther from the face model's average w: at 1.0 heroines',
@@ -103,10 +111,15 @@ def make_archetype_presets(G_s, G_f, out: Path) -> None:
 
 
 def archetype_manifest() -> dict:
-    return {name: {"psi": ARCHETYPE_PSI, "strength": DEFAULT_STRENGTH,
-                   "sprite": {"preset": name, "layers": TYPE_LAYERS["sprite"], "mode": "offset"},
-                   "face": {"preset": name, "layers": TYPE_LAYERS["face"], "mode": "offset"}}
-            for name in ARCHETYPES}
+    out = {}
+    for name, traits in ARCHETYPES.items():
+        sprite = {"preset": name, "layers": TYPE_LAYERS["sprite"], "mode": "offset"}
+        if name in TRAITS_WEIGHT:
+            sprite["traits"] = {str(i): round(v, 6) for i, v in trait_values(traits).items()}
+            sprite["traits_weight"] = TRAITS_WEIGHT[name]
+        out[name] = {"psi": ARCHETYPE_PSI, "strength": DEFAULT_STRENGTH, "sprite": sprite,
+                     "face": {"preset": name, "layers": TYPE_LAYERS["face"], "mode": "offset"}}
+    return out
 
 
 def remake_archetypes(pack: Path) -> None:

@@ -13,7 +13,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["ARCHETYPES", "with_traits"]
+__all__ = ["ARCHETYPES", "trait_values", "with_traits"]
 
 ARCHETYPES = {
     "heroine": {6: 0.89, 17: 0.94, 18: 0.1, 20: 0.2,             # dress, headband, slight
@@ -29,12 +29,18 @@ ARCHETYPES = {
 _PPF = NormalDist().inv_cdf
 
 
+def trait_values(traits: dict) -> dict:
+    """{component: value}: the latent values the traits' quantiles stand for (what with_traits
+    writes, and what a pack's archetype `traits` hold)."""
+    return {i: _PPF(q) for i, q in traits.items()}
+
+
 def with_traits(vectors, traits: dict) -> np.ndarray:
     """Latent vectors ([dim] or [N, dim]) with the listed components set to the traits'
     quantiles (components beyond the vectors' length are ignored): the same characters,
     drawn as the type."""
     vs = np.array(vectors, np.float32)
-    for i, q in traits.items():
+    for i, value in trait_values(traits).items():
         if i < vs.shape[-1]:
-            vs[..., i] = _PPF(q)
+            vs[..., i] = value
     return vs

@@ -640,19 +640,34 @@ def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weig
 @click.option("--gan-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Weight of a patch discriminator's loss beside the L1 (pix2pix): lines drawn where L1 "
                    "alone draws their average. 0: none.")
+@click.option("--channels", type=click.IntRange(4, 128), default=24, show_default=True,
+              help="A new refiner's width at the face's own size (the time it takes grows with its square).")
+@click.option("--low-channels", type=click.IntRange(4, 256), default=48, show_default=True,
+              help="A new refiner's width at half size.")
+@click.option("--from-refiner", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Start from this refiner file (e.g. the pack's own, after its face model was trained "
+                   "further) instead of a new one; its size wins. A checkpoint in OUTDIR wins when resuming.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUTDIR/checkpoint.pt.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def train_refiner(pack_dir, data, outdir, steps, batch, lr, pairs, gan_weight, resume, seed, device):
+def train_refiner(pack_dir, data, outdir, steps, batch, lr, pairs, gan_weight, channels, low_channels, from_refiner,
+                  resume, seed, device):
     """Train a face refiner for a pack: the face model's drawing in, the art's line work out.
 
     Put the resulting OUTDIR/refiner.safetensors into the pack and name it in pack.json
     ("face": {"refiner": "refiner.safetensors"}); see docs/packs.md.
     """
+    from .face_refiner import FaceRefinerFileError, load_face_refiner
     from .train_encoder import PairsError
     from .train_refiner import RefinerConfig, RefinerTrainer, folder_pairs, procedural_pairs
 
     opened = _open_pack(pack_dir, device)
+    start = None
+    if from_refiner is not None:
+        try:
+            start = load_face_refiner(from_refiner)
+        except FaceRefinerFileError as exc:
+            raise UserError(f"--from-refiner {from_refiner}: {exc}") from None
 
     def made(done, total):
         if done == total or done % 1024 < 64:
@@ -668,8 +683,10 @@ def train_refiner(pack_dir, data, outdir, steps, batch, lr, pairs, gan_weight, r
     with _run_log(outdir) as log:
         log(f"{len(inputs)} pairs from {data}")
         cfg = RefinerConfig(outdir=str(outdir), steps=steps, batch=batch, lr=lr, pairs=pairs, seed=seed, device=device,
-                            gan_weight=gan_weight)
+                            gan_weight=gan_weight, channels=channels, low_channels=low_channels)
         trainer = RefinerTrainer(cfg, inputs, targets, log=log)
+        if start is not None:
+            trainer.start_from(start)
         if resume:
             try:
                 trainer.resume()

@@ -158,6 +158,14 @@ class RefinerTrainer:
             self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(0.5, 0.99))
         self.step = 0
 
+    def start_from(self, refiner: FaceRefiner) -> None:
+        """Go on from a trained refiner (e.g. a pack's own, after its face model was trained
+        further): its weights and its size replace the new one's, the optimiser starts afresh."""
+        self.cfg.channels, self.cfg.low_channels, self.cfg.low_blocks = (refiner.channels, refiner.low_channels,
+                                                                         refiner.low_blocks)
+        self.refiner = refiner.float().to(self.device).train().requires_grad_(True)
+        self.opt = torch.optim.Adam(self.refiner.parameters(), lr=self.cfg.lr, betas=(0.9, 0.99))
+
     @property
     def checkpoint_path(self) -> Path:
         return self.out / "checkpoint.pt"

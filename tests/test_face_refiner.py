@@ -199,6 +199,33 @@ def test_train_refiner_resumes_from_its_checkpoint(tiny_pack, tmp_path):
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 8
 
 
+def test_train_refiner_from_a_refiner_file_goes_on_from_its_weights_and_size(tiny_pack, tmp_path):
+    game = matched_game(tmp_path / "game", open_pack(tiny_pack))
+    start = working_refiner(seed=4)
+    save_face_refiner(tmp_path / "start.safetensors", start, half=False)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train-refiner", "--pack", str(tiny_pack), "--data", str(game), "--outdir", str(out),
+                                  "--steps", "1", "--batch", "2", "--lr", "1e-9",
+                                  "--from-refiner", str(tmp_path / "start.safetensors")])
+    assert r.exit_code == 0, r.output
+    trained = load_face_refiner(out / "refiner.safetensors")
+    assert trained.config() == start.config()  # its size, not the options' default
+    x = faces(2, 12)
+    assert np.abs(refine_faces(trained, x).astype(int) - refine_faces(start, x)).max() <= 1  # float16 rounding
+
+
+def test_train_refiner_from_a_broken_refiner_file_is_one_error_line_and_writes_nothing(tiny_pack, tmp_path):
+    game = matched_game(tmp_path / "game", open_pack(tiny_pack))
+    (tmp_path / "bad.safetensors").write_bytes(b"not a refiner")
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train-refiner", "--pack", str(tiny_pack), "--data", str(game), "--outdir", str(out),
+                                  "--from-refiner", str(tmp_path / "bad.safetensors")])
+    assert r.exit_code == 1
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: --from-refiner"), r.output
+    assert not out.exists()
+
+
 def test_train_refiner_with_a_gan_weight_keeps_its_discriminator_across_a_resume(tiny_pack, tmp_path):
     game = matched_game(tmp_path / "game", open_pack(tiny_pack))
     out = tmp_path / "run"

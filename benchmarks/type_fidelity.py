@@ -10,6 +10,12 @@ renderer's, over the whole native 48 x 64 sheet.
     python benchmarks/type_fidelity.py [--pack DIR | --network FILE] [--count 64] [--grid out.png]
 
 --grid writes, per type, 8 characters' renderer sheets above the model's (3x).
+
+With a pack (not --network), a second table: the pipeline's own sprites at the pack's
+defaults (each archetype's psi and sprite mix, strength 0; archetype k on seeds
+16k .. 16k + 15, as benchmarks/variety.py) against the renderer's drawing of each seed's
+vector as that type. The archetype mix alone (`offset`) is printed beside the pack's mix, so
+a pack whose archetypes set latent traits (docs/packs.md) shows what they bring.
 """
 
 from __future__ import annotations
@@ -61,6 +67,38 @@ def main():
         img = np.concatenate(rows, 0)
         Image.fromarray(img).resize((img.shape[1] * 3, img.shape[0] * 3), Image.NEAREST).save(args.grid)
         print(f"wrote {args.grid}")
+    if args.network is None:
+        pipeline_table(args.pack)
+
+
+def pipeline_table(pack_dir, per_type: int = 16):
+    """The pipeline's sprites of each archetype against the renderer's drawing of the seeds as the type."""
+    import dataclasses
+
+    from rmmv_gan.latent import z_from_seeds
+    from rmmv_gan.packs import open_pack
+    from rmmv_gan.pipeline import sprite_ws
+
+    opened = open_pack(pack_dir)
+    print(f"\npipeline sprites at the pack's defaults, {per_type} seeds per archetype; mean |RGB diff| "
+          "to the renderer's drawing of each seed as its type")
+    print("| archetype | pack's mix | offset alone |\n| --- | --- | --- |")
+    for k, (name, arch) in enumerate(opened.pack.archetypes.items()):
+        if name not in ARCHETYPES:
+            continue
+        seeds = list(range(k * per_type, (k + 1) * per_type))
+        truth = np.stack([procedural.sprite_from_vector(v)
+                          for v in with_traits(z_from_seeds(seeds, procedural.SPRITE_DIM).numpy(), ARCHETYPES[name])])
+        errors = []
+        for traits in (arch.sprite.traits, {}):
+            sprite = dataclasses.replace(arch.sprite, traits=traits)
+            opened.pack.archetypes[name] = dataclasses.replace(arch, sprite=sprite)
+            ws = sprite_ws(opened, seeds, [arch.psi] * per_type, [name] * per_type, [arch.strength] * per_type)
+            with torch.no_grad():
+                drawn = to_uint8(opened.sprite.synthesis(ws, noise_mode="const"))[..., :3]
+            errors.append(np.abs(drawn.astype(float) - truth).mean())
+        opened.pack.archetypes[name] = arch
+        print(f"| {name} | {errors[0]:.1f} | {errors[1]:.1f} |")
 
 
 if __name__ == "__main__":

@@ -240,7 +240,7 @@ def _traits(data: dict, where: str) -> tuple[dict, float]:
     traits = _get(data, "traits", where, dict, {})
     out = {}
     for key, value in traits.items():
-        if not (isinstance(key, str) and key.isdigit() and int(key) < TRAIT_INDEX_LIMIT):
+        if not (isinstance(key, str) and key.isascii() and key.isdigit() and int(key) < TRAIT_INDEX_LIMIT):
             _fail(f"{where}.traits", f"{key!r} is not a latent component index (0-{TRAIT_INDEX_LIMIT - 1})")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) <= TRAIT_VALUE_BOUND:
             _fail(f"{where}.traits.{key}", f"must be a number in [-{TRAIT_VALUE_BOUND:g}, {TRAIT_VALUE_BOUND:g}]")

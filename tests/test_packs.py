@@ -121,6 +121,8 @@ def test_a_trait_beyond_the_sprite_models_latent_is_named(pack_copy):
      "archetypes.default.sprite.traits"),
     (lambda m: m["archetypes"]["default"].update(sprite={"preset": "hero", "layers": [1], "traits": {"-1": 1.0}}),
      "archetypes.default.sprite.traits"),
+    (lambda m: m["archetypes"]["default"].update(sprite={"preset": "hero", "layers": [1], "traits": {"\u0663": 1.0}}),
+     "archetypes.default.sprite.traits"),
     (lambda m: m["archetypes"]["default"].update(sprite={"preset": "hero", "layers": [1], "traits": {"2": 9.0}}),
      "archetypes.default.sprite.traits.2"),
     (lambda m: m["archetypes"]["default"].update(sprite={"preset": "hero", "layers": [1], "traits": {"2": "1"}}),

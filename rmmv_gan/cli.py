@@ -68,6 +68,20 @@ def _make_folder(path: Path, what: str) -> None:
         raise UserError(f"{what} {path}: cannot create the folder ({exc.strerror or exc})") from None
 
 
+def _go_on_and_train(trainer, start, resume: bool) -> None:
+    """Train an encoder or refiner: from `start` (a trained network's file, loaded) if given,
+    then from OUTDIR's checkpoint if `resume` and there is one; a checkpoint that does not
+    fit is one error line."""
+    try:
+        if start is not None:
+            trainer.start_from(start)
+        if resume:
+            trainer.resume()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    trainer.run()
+
+
 @contextlib.contextmanager
 def _run_log(outdir: Path):
     """A training run's folder made and its train.log opened for appending: yields log(line),
@@ -621,14 +635,7 @@ def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weig
         cfg = EncoderConfig(outdir=str(outdir), steps=steps, batch=batch, lr=lr, w_only_steps=w_only_steps,
                             w_weight=w_weight, seed=seed)
         trainer = EncoderTrainer(cfg, opened, pairs, log=log)
-        try:
-            if start is not None:
-                trainer.start_from(start)
-            if resume:
-                trainer.resume()
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-        trainer.run()
+        _go_on_and_train(trainer, start, resume)
     click.echo(f"wrote {trainer.export()}")
 
 
@@ -685,14 +692,7 @@ def train_refiner(pack_dir, data, outdir, steps, batch, lr, pairs, gan_weight, c
         cfg = RefinerConfig(outdir=str(outdir), steps=steps, batch=batch, lr=lr, pairs=pairs, seed=seed, device=device,
                             gan_weight=gan_weight, channels=channels, low_channels=low_channels)
         trainer = RefinerTrainer(cfg, inputs, targets, log=log)
-        if start is not None:
-            trainer.start_from(start)
-        if resume:
-            try:
-                trainer.resume()
-            except ValueError as exc:
-                raise UserError(str(exc)) from None
-        trainer.run()
+        _go_on_and_train(trainer, start, resume)
     click.echo(f"wrote {trainer.export()}")
 
 

@@ -601,14 +601,17 @@ def _pairs_options(what: str, joins: str, steps: int):
               help="Procedural data: weight of the pull toward the face model's own w of the person, beside "
                    "the loss on the drawn face. Lower it when the face model's mapping draws its people "
                    "only roughly (docs/packs.md).")
+@click.option("--type-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Procedural data: share of the people drawn as one of the default pack's character types "
+                   "(heroine, villain, knight, mage), so that hoods, hats and armour are seen often.")
 @click.option("--from-encoder", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Start from this encoder file (e.g. the pack's own, after its face model was trained "
                    "further) instead of a new one. A checkpoint in OUTDIR wins when resuming.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUTDIR/checkpoint.pt.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weight, from_encoder, resume, seed,
-                  device):
+def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weight, type_share, from_encoder, resume,
+                  seed, device):
     """Train a sprite-to-face encoder for a pack: walk sheet in, face w out, in one pass.
 
     Put the resulting OUTDIR/encoder.safetensors into the pack and name it in pack.json
@@ -626,7 +629,8 @@ def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weig
         except (EncoderFileError, ValueError) as exc:
             raise UserError(f"--from-encoder {from_encoder}: {exc}") from None
     try:
-        pairs = ProceduralPairs(opened, seed) if data == "procedural" else FolderPairs(opened, data, seed)
+        pairs = ProceduralPairs(opened, seed, type_share=type_share) if data == "procedural" \
+            else FolderPairs(opened, data, seed)
     except PairsError as exc:
         raise UserError(str(exc)) from None
     if data != "procedural":

@@ -130,14 +130,11 @@ class ProceduralData:
 
     def vectors(self, n) -> np.ndarray:
         """n latent vectors [n, dim]: N(0, I), a type_share of them given a random type's traits."""
-        from .procedural.archetypes import ARCHETYPES, with_traits
+        from .procedural.archetypes import typed_share
 
         z = self.rng.randn(n, self.dim).astype(np.float32)
-        if self.type_share > 0:
-            types = list(ARCHETYPES.values())
-            for i in np.flatnonzero(self.type_rng.rand(n) < self.type_share):
-                # only the character's components (not a portrait's expression and turn)
-                z[i, : self.base] = with_traits(z[i, : self.base], types[self.type_rng.randint(len(types))])
+        # only the character's components (not a portrait's expression and turn)
+        typed_share(z[:, : self.base], self.type_share, self.type_rng)
         return z
 
     def render(self, z: np.ndarray) -> np.ndarray:

@@ -105,21 +105,32 @@ def _speckle(sheets: np.ndarray, rng: np.random.RandomState, amount: float) -> n
 class ProceduralPairs:
     """(sheets, faces, true ws) from the procedural renderers and the pack's sprite model."""
 
-    def __init__(self, opened, seed: int = 0, model_share: float = 0.5):
+    def __init__(self, opened, seed: int = 0, model_share: float = 0.5, type_share: float = 0.0):
         from . import procedural
 
         self.p = procedural
         self.opened = opened
         self.rng = np.random.RandomState(seed)
         self.model_share = model_share
+        # A share of the people drawn as one of the default pack's types, so that hoods, hats
+        # and armour (11-22 % of random vectors each) are seen often. Its own stream, so that
+        # type_share 0 draws exactly the pairs it always drew.
+        self.type_share = type_share
+        self.type_rng = np.random.RandomState(seed + 7919)
         G_s, G_f = opened.sprite, opened.face
         if G_s.z_dim != procedural.SPRITE_DIM or G_f.z_dim != procedural.PORTRAIT_DIM + 2:
             raise PairsError("procedural pairs need models trained on the procedural renderers "
                              f"(sprite z {procedural.SPRITE_DIM}, face z {procedural.PORTRAIT_DIM + 2}); "
                              f"this pack's have {G_s.z_dim} and {G_f.z_dim}: train on a folder of pairs")
 
+    def vectors(self, n: int) -> np.ndarray:
+        """n renderer vectors [n, SPRITE_DIM]: N(0, I), a type_share of them given a type's traits."""
+        from .procedural.archetypes import typed_share
+
+        return typed_share(self.rng.randn(n, self.p.SPRITE_DIM).astype(np.float32), self.type_share, self.type_rng)
+
     def batch(self, n: int):
-        v = self.rng.randn(n, self.p.SPRITE_DIM).astype(np.float32)
+        v = self.vectors(n)
         sheets = np.stack([self.p.sprite_from_vector(x) for x in v])
         sheets = _speckle(sheets, self.rng, amount=1.0)
         k = int(round(n * self.model_share))

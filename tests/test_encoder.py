@@ -340,3 +340,29 @@ def test_the_encoder_learns_faces_as_the_pipeline_draws_them(tiny_pack, tmp_path
     changed = [(after[i] != before[i]).any().item() for i in range(opened.face.num_ws)]
     assert not changed[1] and not changed[2]
     assert all(changed[i] for i in range(opened.face.num_ws) if i not in (1, 2))
+
+
+# -- procedural pairs (the default pack's encoder) -----------------------------------------------
+
+@pytest.fixture(scope="module")
+def default_opened():
+    from rmmv_gan.packs import DEFAULT_PACK
+
+    return open_pack(DEFAULT_PACK)
+
+
+def test_type_share_draws_the_encoders_people_as_the_packs_types(default_opened):
+    from rmmv_gan.procedural.archetypes import ARCHETYPES, with_traits
+    from rmmv_gan.train_encoder import ProceduralPairs
+
+    v = ProceduralPairs(default_opened, seed=0, type_share=1.0).vectors(64)
+    kinds = [[name for name, traits in ARCHETYPES.items() if np.array_equal(with_traits(x, traits), x)] for x in v]
+    assert all(len(k) == 1 for k in kinds)  # every person is exactly one type
+    assert {k[0] for k in kinds} == set(ARCHETYPES)  # and every type is drawn
+
+
+def test_without_a_type_share_the_encoder_sees_the_pairs_it_always_saw(default_opened):
+    from rmmv_gan.train_encoder import ProceduralPairs
+
+    v = ProceduralPairs(default_opened, seed=5).vectors(4)
+    assert np.array_equal(v, np.random.RandomState(5).randn(4, v.shape[1]).astype(np.float32))

@@ -3,6 +3,8 @@
 An archetype is the type, not one character: the outfit, headwear, body wear and build, and
 in the portrait the kind of face (chin, eye shape and size, brows, hair ornament). Hair, skin,
 eye and cloth colours and the hair style are not in it: they belong to each seed.
+The knight's steel is the one colour in it: the plate's metal is what makes the armour read
+as a knight's at 16 px (bronze and gold plate look like a brown or yellow tunic).
 Each trait is a latent component (docs/procedural.md) and the quantile of the normal
 distribution that selects it.
 """
@@ -13,14 +15,14 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["ARCHETYPES", "trait_values", "with_traits"]
+__all__ = ["ARCHETYPES", "trait_values", "typed_share", "with_traits"]
 
 ARCHETYPES = {
     "heroine": {6: 0.89, 17: 0.94, 18: 0.1, 20: 0.2,             # dress, headband, slight
                 22: 0.15, 23: 0.2, 24: 0.92, 31: 0.12, 30: 0.63},  # round face, big round eyes, fine brows, ribbon
     "villain": {6: 0.15, 17: 0.82, 18: 0.7,                       # tunic under a hood and cape
                 22: 0.92, 23: 0.6, 24: 0.1, 31: 0.88},            # sharp chin, small sharp eyes, heavy brows
-    "knight": {6: 0.67, 17: 0.2, 18: 0.9, 20: 0.9,               # armour, bare head, shoulder pads, broad
+    "knight": {6: 0.67, 15: 0.06, 17: 0.2, 18: 0.9, 20: 0.9,     # steel armour, bare head, shoulder pads, broad
                22: 0.55, 23: 0.2, 24: 0.45, 31: 0.97, 25: 0.92},  # oval face, thick brows, wide face
     "mage": {6: 0.45, 17: 0.7, 18: 0.45,                          # robe, hat, belt
              22: 0.5, 23: 0.9, 24: 0.7, 31: 0.3, 30: 0.8},        # droopy eyes, hair clip
@@ -44,3 +46,16 @@ def with_traits(vectors, traits: dict) -> np.ndarray:
         if i < vs.shape[-1]:
             vs[..., i] = value
     return vs
+
+
+def typed_share(vectors: np.ndarray, share: float, rng: np.random.RandomState) -> np.ndarray:
+    """Training data that shows the types often: vectors [N, dim] (changed in place and
+    returned) of which each, with probability `share`, gets one type's traits (drawn
+    uniformly). Only the first `dim` components a type names are set, so a portrait latent's
+    expression and turn beyond the character's vector stay as drawn. Draws from `rng` only
+    when share > 0."""
+    if share > 0:
+        types = list(ARCHETYPES.values())
+        for i in np.flatnonzero(rng.rand(len(vectors)) < share):
+            vectors[i] = with_traits(vectors[i], types[rng.randint(len(types))])
+    return vectors

@@ -75,12 +75,14 @@ DEFAULT_STRENGTH = 0.0
 # 16 seeds per type (docs/default-pack.md), error to the renderer's drawing of the type 12.0
 # against 19.7 for the offset alone (heroine), knight 7.6 against 21.8, mage 17.9 against 21.7
 # at 0.5. Mages at 0.7 come out alike (sprite variety 22.1; issue 20 asks 24), and villains
-# with traits too (20.5 at 1, 18.6 at 0.5, against 27.1 for the offset alone, which already
-# draws the hood), so the villain keeps the offset alone and the mage goes half way.
+# with traits too (on the run's step 50,000, before its GAN steps: 20.5 at 1, 18.6 at 0.5,
+# against 27.1 for the offset alone, which already draws the hood), so the villain keeps the
+# offset alone and the mage goes half way.
 TRAITS_WEIGHT = {"heroine": 1.0, "knight": 1.0, "mage": 0.5}
 # Truncation of the seeds: the article's 0.6 halves the hair, skin and cloth colours' spread;
 # the sprite model draws the types faithfully at 1 (its training distribution), and each
-# type's sprites differ more (knights 24.9 at 1 against 23.9 at 0.9 with the steel plate).
+# type's sprites and faces differ more there (benchmarks/variety.py, seeds 0-63: sprites
+# 26.2-28.9 at 1 against 25.4-27.6 at 0.9, faces 27.4-34.0 against 26.4-32.6).
 ARCHETYPE_PSI = 1.0
 # The encoder's W+ moved this much farther from the face model's average w: at 1.0 heroines',
 # villains' and mages' faces differ by 22-25 (benchmarks/variety.py), at 1.2 by 26-31, for an

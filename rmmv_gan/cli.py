@@ -525,6 +525,10 @@ def export(project, out_dir, pack_dir, archetype, psi, strength, seed, count, na
 @click.option("--expression-layers", default="", metavar="I,J,...",
               help="Portraits: w layers that alone carry the expression, one learned w per "
                    "expression there (docs/default-pack.md). Default: none.")
+@click.option("--expression-mode", type=click.Choice(["replace", "offset"]), default="replace", show_default=True,
+              help="Portraits: the expression's w replaces the person's at the expression layers, or "
+                   "shifts it (offset: the person reaches every layer; the pack's emotions then mix in "
+                   "mode offset). A run keeps the mode it started with.")
 @click.option("--recon-lr", type=click.FloatRange(min=0, min_open=True, max=1), default=0.01, show_default=True,
               help="Adam learning rate of the reconstruction phase (lower it to settle a model that has "
                    "stopped improving).")
@@ -536,11 +540,14 @@ def export(project, out_dir, pack_dir, archetype, psi, strength, seed, count, na
 @click.option("--type-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Procedural data: share of each batch drawn as one of the default pack's character types "
                    "(heroine, villain, knight, mage), so that their hoods, hats and armour are seen often.")
+@click.option("--latent-weight", type=FiniteFloat(min=0, max=1000), default=0.0, show_default=True,
+              help="Procedural data: weight of a loss that reads z back from w, so the mapping keeps every "
+                   "component of the renderer's vector (docs/default-pack.md).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds the networks and the drawn data; give another to continue a run on new drawings.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network, expression_layers, recon_lr, lr,
-          recon_weight, type_share, seed, device):
+def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network, expression_layers, expression_mode,
+          recon_lr, lr, recon_weight, type_share, latent_weight, seed, device):
     """Train a StyleGAN2 on procedural characters or on your own character sheets.
 
     Writes a checkpoint regularly (resume by running the same command again), sample grids,
@@ -561,7 +568,9 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
         try:
             cfg = TrainConfig(data=data, outdir=str(outdir), steps=steps, recon_steps=recon_steps, batch=batch,
                               preset=preset or "", seed=seed, device=device, expression_layers=layers,
-                              recon_lr=recon_lr, lr=lr, recon_weight=recon_weight, type_share=type_share)
+                              expression_mode=expression_mode,
+                              recon_lr=recon_lr, lr=lr, recon_weight=recon_weight, type_share=type_share,
+                              latent_weight=latent_weight)
             trainer = Trainer(cfg, log=log)
             if not (resume and trainer.resume()) and from_network is not None:
                 fine_tune_from(trainer, from_network)

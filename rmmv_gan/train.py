@@ -90,7 +90,23 @@ class TrainConfig:
     # found by projection, and "mix an emotion preset into these layers" changes the
     # expression and nothing else.
     expression_layers: list = field(default_factory=list)
+    # How the expression's learned w enters the expression layers. "replace": it is their w,
+    # so those layers draw every face alike and all of the person (hair outline, hat brim,
+    # ponytail) must pass through the layers before them: the 18- and 36-px layers of the
+    # default face model, which then drew mostly bob cuts. "offset": they take the person's
+    # own w shifted by (expression w - the mapping's w_avg), so the person reaches every
+    # layer and the pair's shared w still leaves the difference to the expression alone. A
+    # pack draws such a model with its emotion mixes in mode "offset" (latent.archetype_mix),
+    # the learned w as the preset: the same sum.
+    expression_mode: str = "replace"
     expression_weight: float = 10.0
+    # Reconstruction phase: weight of a loss that reads z back from the mapping's w (a learned
+    # linear read-out, squared error), so w keeps every component of the renderer's vector.
+    # Without it the default face model's mapping learnt to use a dozen of its 34 components
+    # and left the rest (eye colour, headwear, the accent colour, chin, eye shape, brows) at
+    # their initial weights: the synthesis never saw them vary, so it never learnt to draw
+    # them, and so the mapping had no reason to pass them on.
+    latent_weight: float = 0.0
     ema_kimg: float = 2.0  # half-life of the EMA, in thousands of images
     seed: int = 0
     log_every: int = 50
@@ -287,11 +303,16 @@ class Trainer:
                 raise ValueError("expression layers need the portrait renderer (--data portraits)")
             if not all(isinstance(i, int) and 0 <= i < num_ws for i in cfg.expression_layers):
                 raise ValueError(f"expression layers must lie in 0..{num_ws - 1}, got {cfg.expression_layers}")
+        if cfg.expression_mode not in ("replace", "offset"):
+            raise ValueError(f"expression mode must be 'replace' or 'offset', got {cfg.expression_mode!r}")
         # One learned w per expression (see TrainConfig.expression_layers): small offsets from
         # zero for a new network, from its average w when a run without them is resumed.
         n_expr = 8 if cfg.expression_layers else 0
         self._expression_offsets = 0.1 * torch.randn(n_expr, preset["w_dim"], generator=self.gen).to(self.device)
         self.expression_ws = torch.nn.Parameter(self._expression_offsets.clone())
+        # The read-out of TrainConfig.latent_weight, with its own optimiser (not part of G).
+        self.latent_readout = torch.nn.Linear(preset["w_dim"], z_dim).to(self.device)
+        self.opt_latent = torch.optim.Adam(self.latent_readout.parameters(), lr=0.01)
         for net in (self.G, self.D, self.G_ema):
             net.to(self.device)
         for net in (self.G, self.G_ema):
@@ -322,6 +343,7 @@ class Trainer:
         state = {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
                  "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "step": self.step,
                  "expression_ws": self.expression_ws.detach(),
+                 "latent_readout": self.latent_readout.state_dict(),
                  "config": json.dumps(asdict(self.cfg))}
         # a crash leaves the previous checkpoint whole
         atomic_write(self.checkpoint_path, lambda f: torch.save(state, f), overwrite=True)
@@ -344,11 +366,23 @@ class Trainer:
         except (RuntimeError, TypeError, AttributeError):
             raise ValueError(f"{self.checkpoint_path}: a checkpoint of other networks than --preset "
                              f"{self.cfg.resolved_preset()} and --data make; {fix}") from None
+        try:
+            saved_mode = json.loads(state["config"]).get("expression_mode", "replace")
+        except (KeyError, TypeError, ValueError, AttributeError):
+            saved_mode = self.cfg.expression_mode  # a checkpoint without its config: nothing to check
+        if self.cfg.expression_layers and saved_mode != self.cfg.expression_mode:
+            raise ValueError(f"{self.checkpoint_path}: trained with expression mode {saved_mode!r}, not "
+                             f"{self.cfg.expression_mode!r}; give --expression-mode {saved_mode}")
         with torch.no_grad():
             if "expression_ws" in state and state["expression_ws"].shape == self.expression_ws.shape:
                 self.expression_ws.copy_(state["expression_ws"])
             else:  # a run that did not learn them yet: start at its average w
                 self.expression_ws.copy_(self.G.mapping.w_avg + self._expression_offsets)
+        if isinstance(state.get("latent_readout"), dict):
+            try:
+                self.latent_readout.load_state_dict(state["latent_readout"])
+            except (RuntimeError, TypeError):
+                self.log("latent read-out does not fit: starting it afresh")
         try:
             self.opt_G.load_state_dict(state["opt_G"])
         except ValueError:  # a checkpoint from before the mapping got its own parameter group
@@ -378,7 +412,11 @@ class Trainer:
     def with_expressions(self, ws, expressions):
         """ws [N, num_ws, w_dim] with the learned w of each sample's expression at the expression layers."""
         ws = ws.clone()
-        ws[:, self.cfg.expression_layers] = self.expression_ws[expressions][:, None, :]
+        layers, expression = self.cfg.expression_layers, self.expression_ws[expressions][:, None, :]
+        if self.cfg.expression_mode == "offset":
+            ws[:, layers] = ws[:, layers] + (expression - self.G.mapping.w_avg.detach())
+        else:
+            ws[:, layers] = expression
         return ws
 
     def expressions_of(self, z):
@@ -397,20 +435,31 @@ class Trainer:
         if not cfg.expression_layers:
             if v is None:
                 v, real = self.data.batch(cfg.batch, self.device)
-            return reconstruction_loss(self.G(v, None, update_emas=update_emas, noise_mode="random"), real)
+            ws = self.G.mapping(v, None, update_emas=update_emas)
+            fake = self.G.synthesis(ws, update_emas=update_emas, noise_mode="random")
+            return reconstruction_loss(fake, real) + self._latent_loss(v, ws)
         z, ea, eb, a, b = self.data.expression_pairs(max(cfg.batch // 2, 1), self.device)
-        ws = self.G.mapping(z, None, update_emas=update_emas)  # [N, num_ws, w_dim]
-        ws = torch.cat([self.with_expressions(ws, ea), self.with_expressions(ws, eb)])
+        mapped = self.G.mapping(z, None, update_emas=update_emas)  # [N, num_ws, w_dim]
+        ws = torch.cat([self.with_expressions(mapped, ea), self.with_expressions(mapped, eb)])
         # One noise for both halves: their difference should be the expression alone.
         fake_a, fake_b = self.G.synthesis(ws, noise_mode="const").chunk(2)
         return (reconstruction_loss(torch.cat([fake_a, fake_b]), torch.cat([a, b]))
-                + cfg.expression_weight * F.mse_loss(fake_b - fake_a, b - a))
+                + cfg.expression_weight * F.mse_loss(fake_b - fake_a, b - a) + self._latent_loss(z, mapped))
+
+    def _latent_loss(self, z, ws):
+        """TrainConfig.latent_weight times the read-out's squared error from w [N, num_ws, w_dim] to z."""
+        if self.cfg.latent_weight <= 0:
+            return 0.0
+        return self.cfg.latent_weight * F.mse_loss(self.latent_readout(ws[:, 0]), z)
 
     def reconstruction_step(self):
         loss = self._reconstruction_loss(update_emas=True)
         self.opt_G.zero_grad(set_to_none=True)
+        self.opt_latent.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_G.step()
+        if self.cfg.latent_weight > 0:
+            self.opt_latent.step()
         return {"recon": loss.item()}
 
     def adversarial_step(self):

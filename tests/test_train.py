@@ -186,6 +186,74 @@ def test_learned_expressions_survive_a_resume(tmp_path):
     assert again.resume() and torch.equal(again.expression_ws, tr.expression_ws)
 
 
+def test_offset_expressions_keep_each_person_at_the_expression_layers(tmp_path):
+    tr = Trainer(portraits(tmp_path / "run", expression_layers=[2, 3, 4], expression_mode="offset"), log=lambda s: None)
+    with torch.no_grad():
+        ws = tr.G.mapping(torch.randn(2, tr.G.z_dim, generator=torch.Generator().manual_seed(0)), None)
+        drawn = tr.with_expressions(ws, torch.tensor([5, 5]))
+        shift = tr.expression_ws[5] - tr.G.mapping.w_avg
+    assert not torch.allclose(drawn[0, 2], drawn[1, 2])  # two people, one expression
+    assert torch.allclose(drawn[:, [2, 3, 4]] - ws[:, [2, 3, 4]], shift.expand(2, 3, -1), atol=1e-6)
+    assert torch.equal(drawn[:, [0, 1, 5, 6, 7]], ws[:, [0, 1, 5, 6, 7]])
+
+
+def test_replaced_expressions_draw_every_person_alike_at_the_expression_layers(tmp_path):
+    tr = Trainer(portraits(tmp_path / "run", expression_layers=[2, 3, 4]), log=lambda s: None)
+    with torch.no_grad():
+        ws = tr.G.mapping(torch.randn(2, tr.G.z_dim, generator=torch.Generator().manual_seed(0)), None)
+        drawn = tr.with_expressions(ws, torch.tensor([5, 5]))
+    assert torch.equal(drawn[0, [2, 3, 4]], drawn[1, [2, 3, 4]])
+
+
+def test_a_pack_offset_emotion_mix_draws_what_the_offset_trainer_drew(tmp_path):
+    from rmmv_gan.latent import archetype_mix
+
+    tr = Trainer(portraits(tmp_path / "run", expression_layers=[2, 3, 4], expression_mode="offset"), log=lambda s: None)
+    with torch.no_grad():
+        tr.G.mapping.w_avg.add_(0.3)  # a trained model's average is not zero
+        ws = tr.G.mapping(torch.randn(3, tr.G.z_dim, generator=torch.Generator().manual_seed(1)), None)
+        # The emotion preset a pack stores: the average w, the learned w at the expression layers.
+        preset = tr.G.mapping.w_avg[None].repeat(tr.G.num_ws, 1)
+        preset[[2, 3, 4]] = tr.expression_ws[6]
+        mixed = archetype_mix(ws, preset, [2, 3, 4], offset_from=tr.G.mapping.w_avg)
+        assert torch.allclose(mixed, tr.with_expressions(ws, torch.tensor([6, 6, 6])), atol=1e-6)
+
+
+def test_a_run_keeps_the_expression_mode_it_started_with(tmp_path):
+    Trainer(portraits(tmp_path / "run", steps=1, recon_steps=1, expression_layers=[2, 3, 4]), log=lambda s: None).run()
+    other = Trainer(portraits(tmp_path / "run", steps=1, recon_steps=1, expression_layers=[2, 3, 4],
+                              expression_mode="offset"), log=lambda s: None)
+    with pytest.raises(ValueError, match="expression-mode replace"):
+        other.resume()
+
+
+def test_an_unknown_expression_mode_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="expression mode"):
+        Trainer(portraits(tmp_path / "run", expression_layers=[2, 3, 4], expression_mode="add"), log=lambda s: None)
+
+
+def readout_error(tr, z):
+    with torch.no_grad():
+        return torch.nn.functional.mse_loss(tr.latent_readout(tr.G.mapping(z, None)[:, 0]), z).item()
+
+
+def test_the_latent_loss_teaches_w_to_keep_the_vector(tmp_path):
+    cfg = portraits(tmp_path / "run", steps=30, recon_steps=30, latent_weight=1.0)
+    tr = Trainer(cfg, log=lambda s: None)
+    z = torch.randn(64, tr.G.z_dim, generator=torch.Generator().manual_seed(3))
+    before = readout_error(tr, z)
+    tr.run()
+    assert readout_error(tr, z) < 0.7 * before
+
+
+def test_the_latent_readout_survives_a_resume(tmp_path):
+    cfg = portraits(tmp_path / "run", steps=2, recon_steps=2, latent_weight=0.5)
+    tr = Trainer(cfg, log=lambda s: None)
+    tr.run()
+    again = Trainer(cfg, log=lambda s: None)
+    assert again.resume() and torch.equal(again.latent_readout.weight, tr.latent_readout.weight)
+
+
 @pytest.mark.parametrize("data, layers, message", [
     ("portraits", [8], r"lie in 0\.\.7"),
     ("sprites", [2], "portrait renderer"),

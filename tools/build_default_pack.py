@@ -265,7 +265,12 @@ def main():
                  **({"refiner": "refiner.safetensors"} if args.refiner is not None else {})},
         "archetypes": archetype_manifest(),
         # Neutral is a mix too: the projected head may wear any expression.
-        "emotions": [{"name": e, "preset": e, "layers": "expression"} for e in procedural.EXPRESSIONS],
+        # A face model trained with expression offsets draws an emotion as an offset of the
+        # person's own w (train.TrainConfig.expression_mode), one trained with replacement as the
+        # emotion's w itself.
+        "emotions": [{"name": e, "preset": e, "layers": "expression"}
+                     | ({"mode": "offset"} if face_trainer.cfg.expression_mode == "offset" else {})
+                     for e in procedural.EXPRESSIONS],
         # With the encoder its face is used as it is (steps 0); a request may ask for refinement.
         "projection": {"steps": 0 if args.encoder is not None else 200, "loss": "pixel", "wplus": False,
                        "noise": False, "psi": 0.6},

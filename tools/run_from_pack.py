@@ -16,9 +16,17 @@ import time
 
 import torch
 
+from rmmv_gan import procedural
+from rmmv_gan.latent import load_w
 from rmmv_gan.models import load_discriminator, load_generator
 from rmmv_gan.packs import load_pack
 from rmmv_gan.train import TrainConfig, Trainer
+
+
+def _emotion_mode(pack) -> str:
+    """The expression mode a pack's face model was trained with: its emotions' mix mode."""
+    modes = {e.face.mode for e in pack.emotions}
+    return "offset" if modes == {"offset"} else "replace"
 
 
 def main():
@@ -28,6 +36,8 @@ def main():
     ap.add_argument("--outdir", required=True)
     ap.add_argument("--step", type=int, required=True, help="the step count the pack's model was exported at")
     ap.add_argument("--expression-layers", default="2,3,4", help="face only; empty for none")
+    ap.add_argument("--expression-mode", choices=["replace", "offset"], default=None,
+                    help="face only (TrainConfig.expression_mode); default: as the pack's emotions mix")
     ap.add_argument("--fit-steps", type=int, default=300, help="steps fitting the expression ws alone")
     ap.add_argument("--batch", type=int, default=16)
     args = ap.parse_args()
@@ -35,7 +45,8 @@ def main():
     path = pack.model_path(args.model)
     layers = [int(i) for i in args.expression_layers.split(",") if i.strip()] if args.model == "face" else []
     cfg = TrainConfig(data="portraits" if args.model == "face" else "sprites", outdir=args.outdir, steps=args.step,
-                      recon_steps=args.step, batch=args.batch, expression_layers=layers)
+                      recon_steps=args.step, batch=args.batch, expression_layers=layers,
+                      expression_mode=args.expression_mode or _emotion_mode(pack))
     trainer = Trainer(cfg)
     G = load_generator(path)
     D = load_discriminator(path)
@@ -50,6 +61,12 @@ def main():
         return
     with torch.no_grad():
         trainer.expression_ws.copy_(trainer.G.mapping.w_avg + trainer._expression_offsets)
+        # Start from the pack's emotion presets where it has them: the learned w of each
+        # expression at its expression layers (build_default_pack.learned_emotion_presets).
+        for i, expression in enumerate(procedural.EXPRESSIONS):
+            path = pack.preset_path("face", expression)
+            if path.exists():
+                trainer.expression_ws[i] = load_w(path, G.num_ws, G.w_dim)[layers[0]]
     # Fit the expression ws alone: the networks are frozen.
     trainer.G.requires_grad_(False)
     opt = torch.optim.Adam([trainer.expression_ws], lr=0.01, betas=(0.9, 0.99))

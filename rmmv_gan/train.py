@@ -100,8 +100,9 @@ class TrainConfig:
     # the learned w as the preset: the same sum.
     expression_mode: str = "replace"
     expression_weight: float = 10.0
-    # Reconstruction phase: weight of a loss that reads z back from the mapping's w (a learned
-    # linear read-out, squared error), so w keeps every component of the renderer's vector.
+    # Weight of a loss, added to every reconstruction loss (the GAN phase's too), that reads z
+    # back from the mapping's w (a learned linear read-out, squared error, trained in the
+    # reconstruction steps), so w keeps every component of the renderer's vector.
     # Without it the default face model's mapping learnt to use a dozen of its 34 components
     # and left the rest (eye colour, headwear, the accent colour, chin, eye shape, brows) at
     # their initial weights: the synthesis never saw them vary, so it never learnt to draw
@@ -343,7 +344,7 @@ class Trainer:
         state = {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
                  "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "step": self.step,
                  "expression_ws": self.expression_ws.detach(),
-                 "latent_readout": self.latent_readout.state_dict(),
+                 "latent_readout": self.latent_readout.state_dict(), "opt_latent": self.opt_latent.state_dict(),
                  "config": json.dumps(asdict(self.cfg))}
         # a crash leaves the previous checkpoint whole
         atomic_write(self.checkpoint_path, lambda f: torch.save(state, f), overwrite=True)
@@ -381,7 +382,9 @@ class Trainer:
         if isinstance(state.get("latent_readout"), dict):
             try:
                 self.latent_readout.load_state_dict(state["latent_readout"])
-            except (RuntimeError, TypeError):
+                if isinstance(state.get("opt_latent"), dict):
+                    self.opt_latent.load_state_dict(state["opt_latent"])
+            except (RuntimeError, TypeError, ValueError):
                 self.log("latent read-out does not fit: starting it afresh")
         try:
             self.opt_G.load_state_dict(state["opt_G"])

@@ -252,6 +252,8 @@ def test_the_latent_readout_survives_a_resume(tmp_path):
     tr.run()
     again = Trainer(cfg, log=lambda s: None)
     assert again.resume() and torch.equal(again.latent_readout.weight, tr.latent_readout.weight)
+    moments = lambda t: t.opt_latent.state_dict()["state"][0]["exp_avg"]  # noqa: E731
+    assert torch.equal(moments(again), moments(tr))
 
 
 @pytest.mark.parametrize("data, layers, message", [

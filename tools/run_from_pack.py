@@ -64,9 +64,9 @@ def main():
         # Start from the pack's emotion presets where it has them: the learned w of each
         # expression at its expression layers (build_default_pack.learned_emotion_presets).
         for i, expression in enumerate(procedural.EXPRESSIONS):
-            path = pack.preset_path("face", expression)
-            if path.exists():
-                trainer.expression_ws[i] = load_w(path, G.num_ws, G.w_dim)[layers[0]]
+            preset = pack.preset_path("face", expression)
+            if preset.exists():
+                trainer.expression_ws[i] = load_w(preset, G.num_ws, G.w_dim)[layers[0]]
     # Fit the expression ws alone: the networks are frozen.
     trainer.G.requires_grad_(False)
     opt = torch.optim.Adam([trainer.expression_ws], lr=0.01, betas=(0.9, 0.99))

@@ -119,6 +119,28 @@ def test_a_continuous_component_changes_colours_smoothly():
     assert np.abs(a - b).max() <= 2
 
 
+def test_a_headband_is_tied_in_a_bow_that_widens_the_head(sheets):
+    # The heroine's mark must read at 16 px: seen from the front or the back, the bow's loops
+    # stand out on both sides of the head's top row (6 px wide bare or with hair); in every
+    # view the bow and band are drawn in the accessory colour.
+    from rmmv_gan.procedural.archetypes import ARCHETYPES, with_traits
+
+    for seed in range(4):
+        v = np.random.RandomState(seed).randn(SPRITE_DIM)
+        bare = v.copy()
+        bare[17] = -3.0                                   # headwear: none
+        banded = with_traits(v, {17: ARCHETYPES["heroine"][17]})
+        assert decode_look(banded).headwear == "band" and decode_look(bare).headwear == "none"
+        accent = np.array(decode_look(banded).accent, np.uint8)
+        for row in (0, 3):
+            top_banded = ~is_white(frames(sprite_from_vector(banded))[row, 1][2])
+            top_bare = ~is_white(frames(sprite_from_vector(bare))[row, 1][2])
+            assert top_banded.sum() >= top_bare.sum() + 2, (seed, row)
+        for row in range(4):
+            head = frames(sprite_from_vector(banded))[row, 1][2:5]
+            assert np.all(head == accent, axis=-1).sum() >= 12, (seed, row)
+
+
 def test_wrong_vector_length_is_refused():
     with pytest.raises(ValueError):
         sprite_from_vector(np.zeros(SPRITE_DIM + 1))

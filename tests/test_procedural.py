@@ -119,7 +119,7 @@ def test_a_continuous_component_changes_colours_smoothly():
     assert np.abs(a - b).max() <= 2
 
 
-def test_a_headband_is_tied_in_a_bow_that_widens_the_head(sheets):
+def test_a_headband_is_tied_in_a_bow_that_widens_the_head():
     # The heroine's mark must read at 16 px: seen from the front or the back, the bow's loops
     # stand out on both sides of the head's top row (6 px wide bare or with hair); in every
     # view the bow and band are drawn in the accessory colour.
@@ -132,12 +132,13 @@ def test_a_headband_is_tied_in_a_bow_that_widens_the_head(sheets):
         banded = with_traits(v, {17: ARCHETYPES["heroine"][17]})
         assert decode_look(banded).headwear == "band" and decode_look(bare).headwear == "none"
         accent = np.array(decode_look(banded).accent, np.uint8)
+        banded_frames, bare_frames = frames(sprite_from_vector(banded)), frames(sprite_from_vector(bare))
         for row in (0, 3):
-            top_banded = ~is_white(frames(sprite_from_vector(banded))[row, 1][2])
-            top_bare = ~is_white(frames(sprite_from_vector(bare))[row, 1][2])
+            top_banded = ~is_white(banded_frames[row, 1][2])
+            top_bare = ~is_white(bare_frames[row, 1][2])
             assert top_banded.sum() >= top_bare.sum() + 2, (seed, row)
         for row in range(4):
-            head = frames(sprite_from_vector(banded))[row, 1][2:5]
+            head = banded_frames[row, 1][2:5]
             assert np.all(head == accent, axis=-1).sum() >= 12, (seed, row)
 
 

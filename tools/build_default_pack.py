@@ -85,9 +85,10 @@ DEFAULT_STRENGTH = 0.0
 # at 0.5. Mages at 0.7 come out alike (sprite variety 22.1; issue 20 asks 24), and villains
 # with traits too (on the run's step 50,000, before its GAN steps: 20.5 at 1, 18.6 at 0.5,
 # against 27.1 for the offset alone, which already draws the hood), so the villain kept the
-# offset alone until the thirteenth period (see SPRITE_TYPE_GAIN). The thirteenth period's model (step 59,000, the heroine's bow learnt) draws
-# the mage's hat from 0.75 of the way (error 15.5, sprite variety 26.3; at 0.5 19.5 and no
-# hats, at 0.8 14.3 but variety 24.3, at 1.0 13.6 and 23.6). Its knights at 1.0 differed by
+# offset alone until the thirteenth period (see SPRITE_TYPE_GAIN). The thirteenth period's
+# model (step 59,000, the heroine's bow learnt) draws the mage's hat from 0.75 of the way
+# (error 15.5, sprite variety 26.3; at 0.5 19.5 and no hats, at 0.8 14.3 but variety 24.3,
+# at 1.0 13.6 and 23.6). Its knights at 1.0 differed by
 # 23.5-26.9 on six sets of 16 seeds (the renderer's own steel knights of seeds 5,032 on by
 # 21.9), at 0.7 by 25.0-28.2 (error 8.4 against 7.3: still grey plate and shoulder pads).
 TRAITS_WEIGHT = {"heroine": 1.0, "villain": 0.5, "knight": 0.7, "mage": 0.75}

@@ -543,11 +543,14 @@ def export(project, out_dir, pack_dir, archetype, psi, strength, seed, count, na
 @click.option("--latent-weight", type=FiniteFloat(min=0, max=1000), default=0.0, show_default=True,
               help="Procedural data: weight of a loss that reads z back from w, so the mapping keeps every "
                    "component of the renderer's vector (docs/default-pack.md).")
+@click.option("--squared-weight", type=FiniteFloat(min=0, max=1000), default=0.0, show_default=True,
+              help="Weight of a squared-error term beside the L1 reconstruction loss: it pulls hardest on "
+                   "large shapes not yet drawn (a ponytail, spikes), which L1 weighs like faint colour errors.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds the networks and the drawn data; give another to continue a run on new drawings.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network, expression_layers, expression_mode,
-          recon_lr, lr, recon_weight, type_share, latent_weight, seed, device):
+          recon_lr, lr, recon_weight, type_share, latent_weight, squared_weight, seed, device):
     """Train a StyleGAN2 on procedural characters or on your own character sheets.
 
     Writes a checkpoint regularly (resume by running the same command again), sample grids,
@@ -570,7 +573,7 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
                               preset=preset or "", seed=seed, device=device, expression_layers=layers,
                               expression_mode=expression_mode,
                               recon_lr=recon_lr, lr=lr, recon_weight=recon_weight, type_share=type_share,
-                              latent_weight=latent_weight)
+                              latent_weight=latent_weight, squared_weight=squared_weight)
             trainer = Trainer(cfg, log=log)
             if not (resume and trainer.resume()) and from_network is not None:
                 fine_tune_from(trainer, from_network)
@@ -613,14 +616,17 @@ def _pairs_options(what: str, joins: str, steps: int):
 @click.option("--type-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Procedural data: share of the people drawn as one of the default pack's character types "
                    "(heroine, villain, knight, mage), so that hoods, hats and armour are seen often.")
+@click.option("--either-side/--one-side", default=False, show_default=True,
+              help="Compare the drawn face with the target and its mirror image, the nearer counting: for art "
+                   "whose walk sheets do not show which side of the face a ponytail or a parting is on.")
 @click.option("--from-encoder", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Start from this encoder file (e.g. the pack's own, after its face model was trained "
                    "further) instead of a new one. A checkpoint in OUTDIR wins when resuming.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUTDIR/checkpoint.pt.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weight, type_share, from_encoder, resume,
-                  seed, device):
+def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weight, type_share, either_side,
+                  from_encoder, resume, seed, device):
     """Train a sprite-to-face encoder for a pack: walk sheet in, face w out, in one pass.
 
     Put the resulting OUTDIR/encoder.safetensors into the pack and name it in pack.json
@@ -646,7 +652,7 @@ def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weig
         click.echo(f"{len(pairs)} pairs from {data}", err=True)
     with _run_log(outdir) as log:
         cfg = EncoderConfig(outdir=str(outdir), steps=steps, batch=batch, lr=lr, w_only_steps=w_only_steps,
-                            w_weight=w_weight, seed=seed)
+                            w_weight=w_weight, either_side=either_side, seed=seed)
         trainer = EncoderTrainer(cfg, opened, pairs, log=log)
         _go_on_and_train(trainer, start, resume)
     click.echo(f"wrote {trainer.export()}")

@@ -15,7 +15,8 @@ Pairs of (walk sheet, face) teach it; two sources of pairs:
 The loss (per batch):
 - image: L1 between the face model's drawing of the encoder's w and the target face, at the
   model's size and area-downsampled to 18 x 18 (where a person's hair, skin and clothes
-  colours are, and what the identity benchmark measures). The w is drawn as the pipeline
+  colours are, and what the identity benchmark measures); with `either_side`, against the
+  nearer of the target and its mirror image. The w is drawn as the pipeline
   draws the neutral face: with the pack's first emotion mixed in, so the encoder puts the
   person into the layers that the emotions leave alone;
 - w: squared distance to the true w, where it is known (procedural pairs), weighted by
@@ -244,6 +245,11 @@ class EncoderConfig:
     image_weight: float = 1.0
     w_weight: float = 1.0  # see the module doc: lower it to let the image loss find better ws
     spread_weight: float = 0.05
+    # The drawn face is compared with the target face and with its mirror image, and the nearer
+    # counts. A walk sheet does not tell which side of the face a ponytail or a swept fringe
+    # falls on (the renderer's sprite draws a ponytail at the back), so against one side only
+    # the encoder's best answer is no ponytail at all, which is what the default pack drew.
+    either_side: bool = False
     channels: int = 32
     hidden: int = 512
     seed: int = 0
@@ -251,10 +257,19 @@ class EncoderConfig:
     checkpoint_every: int = 250
 
 
-def image_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """L1 at full size plus L1 at the identity size (area-downsampled)."""
+def image_loss_each(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Per face [N]: L1 at full size plus L1 at the identity size (area-downsampled)."""
     small = lambda x: F.adaptive_avg_pool2d(x, IDENTITY_SIZE)  # noqa: E731
-    return (fake - real).abs().mean() + (small(fake) - small(real)).abs().mean()
+    return (fake - real).abs().mean((1, 2, 3)) + (small(fake) - small(real)).abs().mean((1, 2, 3))
+
+
+def image_loss(fake: torch.Tensor, real: torch.Tensor, either_side: bool = False) -> torch.Tensor:
+    """The batch's mean of image_loss_each; with either_side, each face against the nearer of
+    the target and its mirror image (EncoderConfig.either_side)."""
+    each = image_loss_each(fake, real)
+    if either_side:
+        each = torch.minimum(each, image_loss_each(fake, real.flip(-1)))
+    return each.mean()
 
 
 def check_fits(encoder: SpriteFaceEncoder, opened) -> None:
@@ -352,7 +367,7 @@ class EncoderTrainer:
         stats["spread"] = spread.item()
         if self.step >= cfg.w_only_steps or true_ws is None:
             fake = self.G.synthesis(as_drawn(self.opened, ws), noise_mode="const")
-            li = image_loss(fake, self._tensor(faces))
+            li = image_loss(fake, self._tensor(faces), cfg.either_side)
             loss = loss + cfg.image_weight * li
             stats["image"] = li.item()
         self.opt.zero_grad(set_to_none=True)

@@ -366,3 +366,24 @@ def test_without_a_type_share_the_encoder_sees_the_pairs_it_always_saw(default_o
 
     v = ProceduralPairs(default_opened, seed=5).vectors(4)
     assert np.array_equal(v, np.random.RandomState(5).randn(4, v.shape[1]).astype(np.float32))
+
+
+def test_either_side_counts_a_mirrored_face_as_a_match():
+    from rmmv_gan.train_encoder import image_loss
+
+    face = torch.rand(2, 3, 36, 36, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    mirrored = face.flip(-1)
+    assert image_loss(mirrored, face).item() > 0.1
+    assert image_loss(mirrored, face, either_side=True).item() == 0.0
+    assert image_loss(face, face, either_side=True).item() == 0.0
+
+
+def test_train_encoder_takes_either_side(tiny_pack, tmp_path):
+    opened = open_pack(tiny_pack)
+    game = matched_game(tmp_path / "game", opened)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train-encoder", "--pack", str(tiny_pack), "--data", str(game), "--outdir", str(out),
+                                  "--steps", "2", "--batch", "2", "--either-side"])
+    assert r.exit_code == 0, r.output
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert json.loads(state["config"])["either_side"] is True

@@ -269,3 +269,29 @@ def test_cli_refuses_expression_layers_that_are_not_numbers(tmp_path):
     result = CliRunner().invoke(main, ["train", "--data", "portraits", "--outdir", str(tmp_path / "x"),
                                        "--expression-layers", "two"])
     assert result.exit_code == 1 and "--expression-layers" in result.output
+
+
+def test_the_squared_weight_adds_that_much_squared_error():
+    from rmmv_gan.train import reconstruction_loss
+
+    g = torch.Generator().manual_seed(0)
+    fake, real = torch.rand(2, 3, 8, 8, generator=g) * 2 - 1, torch.rand(2, 3, 8, 8, generator=g) * 2 - 1
+    added = reconstruction_loss(fake, real, squared_weight=2.0) - reconstruction_loss(fake, real)
+    torch.testing.assert_close(added, 2.0 * ((fake - real) ** 2).mean())
+
+
+def test_the_cli_trains_with_a_squared_weight_and_records_it(tmp_path):
+    import json
+
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", "--data", "portraits", "--preset", "portrait", "--outdir", str(out),
+                                  "--steps", "1", "--recon-steps", "1", "--batch", "2", "--squared-weight", "2"])
+    assert r.exit_code == 0, r.output
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert json.loads(state["config"])["squared_weight"] == 2.0
+
+
+def test_a_negative_squared_weight_is_refused(tmp_path):
+    r = CliRunner().invoke(main, ["train", "--data", "portraits", "--outdir", str(tmp_path / "x"),
+                                  "--squared-weight", "-1"])
+    assert r.exit_code == 2 and "not in the range" in r.output and not (tmp_path / "x").exists()

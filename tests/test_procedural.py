@@ -142,6 +142,23 @@ def test_a_headband_is_tied_in_a_bow_that_widens_the_head():
             assert np.all(head == accent, axis=-1).sum() >= 12, (seed, row)
 
 
+def test_a_portraits_headband_is_tied_in_the_same_bow_above_the_hair():
+    # The face must wear its sprite's mark: above the band (its top edge is row 14) the bow's
+    # loops put dozens of accessory-coloured pixels into the hair, which a bare head lacks.
+    from rmmv_gan.procedural.archetypes import ARCHETYPES, with_traits
+
+    for seed in range(4):
+        v = np.random.RandomState(seed).randn(PORTRAIT_DIM)
+        bare = v.copy()
+        bare[17] = -3.0                                   # headwear: none
+        banded = with_traits(v, {17: ARCHETYPES["heroine"][17]})
+        accent = np.array(decode_look(banded).accent, np.uint8)
+        for turn in (0.0, 0.8):
+            above = lambda p: np.all(p[:14] == accent, axis=-1).sum()  # noqa: E731
+            assert above(portrait_from_vector(banded, "neutral", turn)) >= \
+                above(portrait_from_vector(bare, "neutral", turn)) + 40, (seed, turn)
+
+
 def test_wrong_vector_length_is_refused():
     with pytest.raises(ValueError):
         sprite_from_vector(np.zeros(SPRITE_DIM + 1))

@@ -119,17 +119,22 @@ def test_a_continuous_component_changes_colours_smoothly():
     assert np.abs(a - b).max() <= 2
 
 
+def banded_and_bare(seed, dim):
+    """A random vector drawn with the heroine's headband, and without any headwear."""
+    from rmmv_gan.procedural.archetypes import ARCHETYPES, with_traits
+
+    v = np.random.RandomState(seed).randn(dim)
+    bare = v.copy()
+    bare[17] = -3.0                                   # headwear: none
+    return with_traits(v, {17: ARCHETYPES["heroine"][17]}), bare
+
+
 def test_a_headband_is_tied_in_a_bow_that_widens_the_head():
     # The heroine's mark must read at 16 px: seen from the front or the back, the bow's loops
     # stand out on both sides of the head's top row (6 px wide bare or with hair); in every
     # view the bow and band are drawn in the accessory colour.
-    from rmmv_gan.procedural.archetypes import ARCHETYPES, with_traits
-
     for seed in range(4):
-        v = np.random.RandomState(seed).randn(SPRITE_DIM)
-        bare = v.copy()
-        bare[17] = -3.0                                   # headwear: none
-        banded = with_traits(v, {17: ARCHETYPES["heroine"][17]})
+        banded, bare = banded_and_bare(seed, SPRITE_DIM)
         assert decode_look(banded).headwear == "band" and decode_look(bare).headwear == "none"
         accent = np.array(decode_look(banded).accent, np.uint8)
         banded_frames, bare_frames = frames(sprite_from_vector(banded)), frames(sprite_from_vector(bare))
@@ -145,13 +150,8 @@ def test_a_headband_is_tied_in_a_bow_that_widens_the_head():
 def test_a_portraits_headband_is_tied_in_the_same_bow_above_the_hair():
     # The face must wear its sprite's mark: above the band (its top edge is row 14) the bow's
     # loops put dozens of accessory-coloured pixels into the hair, which a bare head lacks.
-    from rmmv_gan.procedural.archetypes import ARCHETYPES, with_traits
-
     for seed in range(4):
-        v = np.random.RandomState(seed).randn(PORTRAIT_DIM)
-        bare = v.copy()
-        bare[17] = -3.0                                   # headwear: none
-        banded = with_traits(v, {17: ARCHETYPES["heroine"][17]})
+        banded, bare = banded_and_bare(seed, PORTRAIT_DIM)
         accent = np.array(decode_look(banded).accent, np.uint8)
         for turn in (0.0, 0.8):
             above = lambda p: np.all(p[:14] == accent, axis=-1).sum()  # noqa: E731

@@ -153,8 +153,8 @@ def test_a_portraits_headband_is_tied_in_the_same_bow_above_the_hair():
     for seed in range(4):
         banded, bare = banded_and_bare(seed, PORTRAIT_DIM)
         accent = np.array(decode_look(banded).accent, np.uint8)
+        above = lambda p: np.all(p[:14] == accent, axis=-1).sum()  # noqa: E731
         for turn in (0.0, 0.8):
-            above = lambda p: np.all(p[:14] == accent, axis=-1).sum()  # noqa: E731
             assert above(portrait_from_vector(banded, "neutral", turn)) >= \
                 above(portrait_from_vector(bare, "neutral", turn)) + 40, (seed, turn)
 

@@ -487,8 +487,9 @@ def _headwear(c: _Canvas, f: _Face, cx, t, back: bool):
             c.paint(_poly([(hx - 4, 13.5), (hx + 4, 13.5), (hx + 4, 18), (hx - 4, 18)]) & band,
                     shade(look.metal, 0.3), _line_of(look.metal))
         # Tied in a big bow on top, as on the walk sheet (sprites.HEADWEAR["band"]): the loops
-        # rise above the hair and widen the head's outline, so the face and its sprite share
-        # the mark (a thin band across the hair alone was not drawn by the face model).
+        # cover the top of the hair in the accessory colour (and rise above a bald head), so
+        # the face and its sprite share the mark (a thin band across the hair alone was not
+        # drawn by the face model).
         top = 14.0  # the band's top edge
         for s in (-1, 1):
             loop = _poly([(hx + 1.5 * s, top - 1.5), (hx + 10 * s, top - 7.5), (hx + 12.5 * s, top - 2),

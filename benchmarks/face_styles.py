@@ -76,6 +76,7 @@ def main():
     print(f"{args.count} held-out vectors per style (seed {HELD_OUT_SEED + 7}), pack {opened.pack.name}")
     print(f"| style | face model, true v{refined} | pipeline{refined} |")
     print("| --- | --- | --- |")
+    shown = min(4, args.count)  # vectors of each row in the grid
     cells = []
     for trait, value in ROWS:
         v = np.stack([forced(x, trait, value) for x in base])
@@ -83,7 +84,7 @@ def main():
         true, pipeline = faces(opened, v)
         print(f"| {value} | {identity_error(true, portraits):.1f} | {identity_error(pipeline, portraits):.1f} |",
               flush=True)
-        for k in range(min(4, args.count)):
+        for k in range(shown):
             cells += [portraits[k], true[k], pipeline[k]]
     if args.grid:
         from PIL import Image
@@ -91,9 +92,9 @@ def main():
         from rmmv_gan.sheets import contact_sheet
 
         big = [np.repeat(np.repeat(c, 2, 0), 2, 1) for c in cells]
-        Image.fromarray(contact_sheet(big, columns=3 * min(4, args.count), pad=2,
+        Image.fromarray(contact_sheet(big, columns=3 * shown, pad=2,
                                       background=(40, 40, 40, 255))).save(args.grid)
-        print(f"wrote {args.grid}: one row a style, portrait | true v | pipeline for {min(4, args.count)} vectors")
+        print(f"wrote {args.grid}: one row a style, portrait | true v | pipeline for {shown} vectors")
 
 
 if __name__ == "__main__":

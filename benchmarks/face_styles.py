@@ -29,10 +29,9 @@ from rmmv_gan import procedural
 from rmmv_gan.face_refiner import refine_faces
 from rmmv_gan.packs import open_pack
 from rmmv_gan.pipeline import face_w_from_sprite
-from rmmv_gan.procedural.palette import decode_look
+from rmmv_gan.procedural.palette import HAIR_COMPONENT, HEADWEAR_COMPONENT, decode_look
 from rmmv_gan.train_encoder import neutral_face_z
 
-HAIR_COMPONENT, HEADWEAR_COMPONENT = 4, 17  # docs/procedural.md
 ROWS = ([("hair_style", s) for s in ("ponytail", "spiky", "twintails", "long", "short", "bob")]
         + [("headwear", h) for h in ("band", "hat", "hood")])
 _SCAN = np.linspace(-3.0, 3.0, 601)

@@ -540,6 +540,9 @@ def export(project, out_dir, pack_dir, archetype, psi, strength, seed, count, na
 @click.option("--type-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Procedural data: share of each batch drawn as one of the default pack's character types "
                    "(heroine, villain, knight, mage), so that their hoods, hats and armour are seen often.")
+@click.option("--style-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Procedural data: share of each batch given a random hair style (not bald) and no headwear, "
+                   "so that spiky crowns and ponytails are seen uncovered often.")
 @click.option("--latent-weight", type=FiniteFloat(min=0, max=1000), default=0.0, show_default=True,
               help="Procedural data: weight of a loss that reads z back from w, so the mapping keeps every "
                    "component of the renderer's vector (docs/default-pack.md).")
@@ -550,7 +553,7 @@ def export(project, out_dir, pack_dir, archetype, psi, strength, seed, count, na
               help="Seeds the networks and the drawn data; give another to continue a run on new drawings.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network, expression_layers, expression_mode,
-          recon_lr, lr, recon_weight, type_share, latent_weight, squared_weight, seed, device):
+          recon_lr, lr, recon_weight, type_share, style_share, latent_weight, squared_weight, seed, device):
     """Train a StyleGAN2 on procedural characters or on your own character sheets.
 
     Writes a checkpoint regularly (resume by running the same command again), sample grids,
@@ -573,7 +576,7 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
                               preset=preset or "", seed=seed, device=device, expression_layers=layers,
                               expression_mode=expression_mode,
                               recon_lr=recon_lr, lr=lr, recon_weight=recon_weight, type_share=type_share,
-                              latent_weight=latent_weight, squared_weight=squared_weight)
+                              style_share=style_share, latent_weight=latent_weight, squared_weight=squared_weight)
             trainer = Trainer(cfg, log=log)
             if not (resume and trainer.resume()) and from_network is not None:
                 fine_tune_from(trainer, from_network)

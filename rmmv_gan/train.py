@@ -61,6 +61,10 @@ class TrainConfig:
     # Random vectors draw a hood, a hat or armour in a tenth to a fifth of the characters, and
     # the sprite model learned to ignore them; this shows each type often enough to be drawn.
     type_share: float = 0.0
+    # Procedural data: the share of each batch given a hair style drawn uniformly (not bald) and
+    # no headwear (procedural.palette.styled_share), before the types above take their share:
+    # spikes and ponytails are rare uncovered, and the face model drew them as other cuts.
+    style_share: float = 0.0
     # The mapping network's learning rate is 0.01x the rest (StyleGAN's lr_multiplier), which
     # keeps the adversarial game stable but makes the supervised phase learn z -> traits (the
     # renderer's thresholds and colour ramps) very slowly. During reconstruction its Adam
@@ -140,7 +144,7 @@ class ProceduralData:
     head turn (2 * Phi(z) - 1), so an unconditional face model learns all of them.
     """
 
-    def __init__(self, kind: str, seed: int, type_share: float = 0.0):
+    def __init__(self, kind: str, seed: int, type_share: float = 0.0, style_share: float = 0.0):
         from . import procedural
 
         self.procedural = procedural
@@ -152,13 +156,18 @@ class ProceduralData:
         self.type_share = type_share  # see TrainConfig.type_share
         # Its own stream, so that type_share 0 draws exactly the batches it always drew.
         self.type_rng = np.random.RandomState(seed + 7919)
+        self.style_share = style_share  # see TrainConfig.style_share; its own stream likewise
+        self.style_rng = np.random.RandomState(seed + 104729)
 
     def vectors(self, n) -> np.ndarray:
-        """n latent vectors [n, dim]: N(0, I), a type_share of them given a random type's traits."""
+        """n latent vectors [n, dim]: N(0, I), a style_share of them given an uncovered hair
+        style, then a type_share of them a random type's traits."""
         from .procedural.archetypes import typed_share
+        from .procedural.palette import styled_share
 
         z = self.rng.randn(n, self.dim).astype(np.float32)
         # only the character's components (not a portrait's expression and turn)
+        styled_share(z[:, : self.base], self.style_share, self.style_rng)
         typed_share(z[:, : self.base], self.type_share, self.type_rng)
         return z
 
@@ -293,7 +302,7 @@ class Trainer:
         preset = dict(PRESETS[cfg.resolved_preset()])
         shape = (preset["init_res"][0] * preset["img_resolution"] // 4, preset["init_res"][1] * preset["img_resolution"] // 4)
         if cfg.data in ("sprites", "portraits"):
-            self.data = ProceduralData(cfg.data, cfg.seed, cfg.type_share)
+            self.data = ProceduralData(cfg.data, cfg.seed, cfg.type_share, cfg.style_share)
             drawn = self.data.render(np.zeros(self.data.dim, np.float32)).shape[:2]
             if tuple(drawn) != shape:
                 raise ValueError(f"preset {cfg.resolved_preset()!r} draws {shape[1]} x {shape[0]}, but the "

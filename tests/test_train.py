@@ -135,6 +135,26 @@ def test_type_share_sets_only_the_characters_components_of_a_portrait():
     assert not np.array_equal(a[:, :PORTRAIT_DIM], b[:, :PORTRAIT_DIM])
 
 
+def test_style_share_draws_every_hair_style_uncovered():
+    from rmmv_gan.procedural import decode_look
+    from rmmv_gan.procedural.palette import HAIR_STYLES
+    from rmmv_gan.train import ProceduralData
+
+    looks = [decode_look(v) for v in ProceduralData("portraits", seed=2, style_share=1.0).vectors(96)]
+    assert {look.headwear for look in looks} == {"none"}
+    assert {look.hair_style for look in looks} == set(HAIR_STYLES) - {"bald"}
+
+
+def test_style_share_leaves_a_portraits_expression_and_turn_as_drawn():
+    from rmmv_gan.procedural import PORTRAIT_DIM
+    from rmmv_gan.train import ProceduralData
+
+    plain, styled = ProceduralData("portraits", seed=4), ProceduralData("portraits", seed=4, style_share=1.0)
+    a, b = plain.vectors(16), styled.vectors(16)
+    assert np.array_equal(a[:, PORTRAIT_DIM:], b[:, PORTRAIT_DIM:])
+    assert not np.array_equal(a[:, :PORTRAIT_DIM], b[:, :PORTRAIT_DIM])
+
+
 def test_no_type_share_draws_the_batches_a_run_always_drew():
     from rmmv_gan.train import ProceduralData
 

@@ -187,7 +187,7 @@ def decode_look(v) -> Look:
     closeness = max(0.0, 1.0 - dist / 150.0)
     direction = math.tanh((_luma(skin) + 10.0 - _luma(hair)) / 12.0)
     hair = shade(hair, -0.8 * closeness * direction)
-    hair_style = HAIR_STYLES[choose(v[4], _HAIR_WEIGHTS)]
+    hair_style = HAIR_STYLES[choose(v[HAIR_COMPONENT], _HAIR_WEIGHTS)]
     eyes = ramp(_EYES, u[5])
     outfit = OUTFITS[choose(v[6], _OUTFIT_WEIGHTS)]
     main = hsv(u[7], 0.2 + 0.6 * u[8], 0.45 + 0.45 * u[9])
@@ -195,7 +195,7 @@ def decode_look(v) -> Look:
     accent = hsv(u[12], 0.35 + 0.5 * u[13], 0.45 + 0.45 * u[14])
     metal = ramp(_METAL, u[15])
     shoes = ramp(((60, 40, 34), (110, 74, 50), (70, 66, 80)), u[16])
-    headwear = HEADWEAR[choose(v[17], _HEADWEAR_WEIGHTS)]
+    headwear = HEADWEAR[choose(v[HEADWEAR_COMPONENT], _HEADWEAR_WEIGHTS)]
     bodywear = BODYWEAR[choose(v[18], _BODYWEAR_WEIGHTS)]
     build = cdf(v[20])
     return Look(skin, hair, hair_style, eyes, outfit, main, second, accent, metal, shoes,

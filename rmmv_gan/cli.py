@@ -543,6 +543,9 @@ def export(project, out_dir, pack_dir, archetype, psi, strength, seed, count, na
 @click.option("--style-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Procedural data: share of each batch given a random hair style (not bald) and no headwear, "
                    "so that spiky crowns and ponytails are seen uncovered often.")
+@click.option("--styles", default="", metavar="STYLE,...",
+              help="The hair styles --style-share draws from (short, long, ponytail, spiky, bob, twintails, "
+                   "bald). Default: all but bald.")
 @click.option("--latent-weight", type=FiniteFloat(min=0, max=1000), default=0.0, show_default=True,
               help="Procedural data: weight of a loss that reads z back from w, so the mapping keeps every "
                    "component of the renderer's vector (docs/default-pack.md).")
@@ -553,12 +556,13 @@ def export(project, out_dir, pack_dir, archetype, psi, strength, seed, count, na
               help="Seeds the networks and the drawn data; give another to continue a run on new drawings.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network, expression_layers, expression_mode,
-          recon_lr, lr, recon_weight, type_share, style_share, latent_weight, squared_weight, seed, device):
+          recon_lr, lr, recon_weight, type_share, style_share, styles, latent_weight, squared_weight, seed, device):
     """Train a StyleGAN2 on procedural characters or on your own character sheets.
 
     Writes a checkpoint regularly (resume by running the same command again), sample grids,
     and at the end OUTDIR/network.safetensors (G_ema and D, float16).
     """
+    from .procedural.palette import hair_style_indices
     from .train import TrainConfig, Trainer, fine_tune_from
 
     if steps < 1 or batch < 1:
@@ -569,6 +573,11 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
         layers = [int(i) for i in expression_layers.split(",") if i.strip()]
     except ValueError:
         raise UserError(f"--expression-layers {expression_layers!r}: give layer numbers like 2,3,4") from None
+    hair_styles = [s.strip() for s in styles.split(",") if s.strip()]
+    try:
+        hair_style_indices(hair_styles or None)
+    except ValueError as exc:
+        raise UserError(f"--styles: {exc}") from None
     _device(device)
     with _run_log(outdir) as log:
         try:
@@ -576,7 +585,8 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
                               preset=preset or "", seed=seed, device=device, expression_layers=layers,
                               expression_mode=expression_mode,
                               recon_lr=recon_lr, lr=lr, recon_weight=recon_weight, type_share=type_share,
-                              style_share=style_share, latent_weight=latent_weight, squared_weight=squared_weight)
+                              style_share=style_share, styles=hair_styles,
+                              latent_weight=latent_weight, squared_weight=squared_weight)
             trainer = Trainer(cfg, log=log)
             if not (resume and trainer.resume()) and from_network is not None:
                 fine_tune_from(trainer, from_network)

@@ -65,6 +65,9 @@ class TrainConfig:
     # no headwear (procedural.palette.styled_share), before the types above take their share:
     # spikes and ponytails are rare uncovered, and the face model drew them as other cuts.
     style_share: float = 0.0
+    # The hair styles that share draws from (names in procedural.palette.HAIR_STYLES); empty
+    # for all but bald. Naming one style teaches a model the one it misses (spiky crowns).
+    styles: list = field(default_factory=list)
     # The mapping network's learning rate is 0.01x the rest (StyleGAN's lr_multiplier), which
     # keeps the adversarial game stable but makes the supervised phase learn z -> traits (the
     # renderer's thresholds and colour ramps) very slowly. During reconstruction its Adam
@@ -144,7 +147,7 @@ class ProceduralData:
     head turn (2 * Phi(z) - 1), so an unconditional face model learns all of them.
     """
 
-    def __init__(self, kind: str, seed: int, type_share: float = 0.0, style_share: float = 0.0):
+    def __init__(self, kind: str, seed: int, type_share: float = 0.0, style_share: float = 0.0, styles=()):
         from . import procedural
 
         self.procedural = procedural
@@ -158,6 +161,8 @@ class ProceduralData:
         self.type_rng = np.random.RandomState(seed + 7919)
         self.style_share = style_share  # see TrainConfig.style_share; its own stream likewise
         self.style_rng = np.random.RandomState(seed + 104729)
+        self.styles = list(styles) or None  # see TrainConfig.styles
+        procedural.palette.hair_style_indices(self.styles)  # a bad name fails here, not mid-run
 
     def vectors(self, n) -> np.ndarray:
         """n latent vectors [n, dim]: N(0, I), a style_share of them given an uncovered hair
@@ -167,7 +172,7 @@ class ProceduralData:
 
         z = self.rng.randn(n, self.dim).astype(np.float32)
         # only the character's components (not a portrait's expression and turn)
-        styled_share(z[:, : self.base], self.style_share, self.style_rng)
+        styled_share(z[:, : self.base], self.style_share, self.style_rng, self.styles)
         typed_share(z[:, : self.base], self.type_share, self.type_rng)
         return z
 
@@ -302,7 +307,7 @@ class Trainer:
         preset = dict(PRESETS[cfg.resolved_preset()])
         shape = (preset["init_res"][0] * preset["img_resolution"] // 4, preset["init_res"][1] * preset["img_resolution"] // 4)
         if cfg.data in ("sprites", "portraits"):
-            self.data = ProceduralData(cfg.data, cfg.seed, cfg.type_share, cfg.style_share)
+            self.data = ProceduralData(cfg.data, cfg.seed, cfg.type_share, cfg.style_share, cfg.styles)
             drawn = self.data.render(np.zeros(self.data.dim, np.float32)).shape[:2]
             if tuple(drawn) != shape:
                 raise ValueError(f"preset {cfg.resolved_preset()!r} draws {shape[1]} x {shape[0]}, but the "

@@ -155,6 +155,30 @@ def test_style_share_leaves_a_portraits_expression_and_turn_as_drawn():
     assert not np.array_equal(a[:, :PORTRAIT_DIM], b[:, :PORTRAIT_DIM])
 
 
+def test_style_share_draws_only_the_named_hair_styles():
+    from rmmv_gan.procedural import decode_look
+    from rmmv_gan.train import ProceduralData
+
+    looks = [decode_look(v) for v in ProceduralData("portraits", seed=6, style_share=1.0, styles=["spiky"]).vectors(48)]
+    assert {(look.hair_style, look.headwear) for look in looks} == {("spiky", "none")}
+
+
+def test_procedural_data_refuses_an_unknown_hair_style():
+    from rmmv_gan.train import ProceduralData
+
+    with pytest.raises(ValueError, match="mohawk"):
+        ProceduralData("portraits", seed=0, style_share=0.5, styles=["spiky", "mohawk"])
+
+
+def test_cli_refuses_an_unknown_hair_style_and_writes_nothing(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--data", "portraits", "--outdir", str(out), "--steps", "1",
+                                       "--style-share", "0.5", "--styles", "spiky,mohawk"])
+    assert result.exit_code != 0
+    assert "--styles" in result.output and "mohawk" in result.output
+    assert not out.exists()
+
+
 def test_no_type_share_draws_the_batches_a_run_always_drew():
     from rmmv_gan.train import ProceduralData
 

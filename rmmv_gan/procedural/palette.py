@@ -70,15 +70,26 @@ def _in_bin(index: int, weights, rng: np.random.RandomState) -> float:
 HAIR_COMPONENT, HEADWEAR_COMPONENT = 4, 17
 
 
-def styled_share(vectors: np.ndarray, share: float, rng: np.random.RandomState) -> np.ndarray:
+def hair_style_indices(styles=None) -> list[int]:
+    """The indices in HAIR_STYLES of the named styles (default: all but bald); a ValueError
+    names the valid ones when a name is unknown or none is given."""
+    names = [s for s in HAIR_STYLES if s != "bald"] if styles is None else list(styles)
+    unknown = [s for s in names if s not in HAIR_STYLES]
+    if not names or unknown:
+        raise ValueError(f"hair styles must be among {', '.join(HAIR_STYLES)}; got {', '.join(map(str, names)) or 'none'}")
+    return [HAIR_STYLES.index(s) for s in names]
+
+
+def styled_share(vectors: np.ndarray, share: float, rng: np.random.RandomState,
+                 styles=None) -> np.ndarray:
     """Training data that shows every hair style uncovered: vectors [N, dim] (changed in place
     and returned) of which each, with probability `share`, gets a hair style drawn uniformly
-    from all but bald, and no headwear. Under the prior a spiky crown or a ponytail is seen
-    bare-headed in a tenth of the characters, and far less once character types (hats, hoods,
-    the heroine's bow) fill a batch; the default face model drew spikes as a plain short cut.
-    Draws from `rng` only when share > 0."""
+    from `styles` (default: all but bald), and no headwear. Under the prior a spiky crown or a
+    ponytail is seen bare-headed in a tenth of the characters, and far less once character
+    types (hats, hoods, the heroine's bow) fill a batch; the default face model drew spikes as
+    a plain short cut. Draws from `rng` only when share > 0."""
     if share > 0:
-        hair = [i for i, s in enumerate(HAIR_STYLES) if s != "bald"]
+        hair = hair_style_indices(styles)
         for i in np.flatnonzero(rng.rand(len(vectors)) < share):
             vectors[i, HAIR_COMPONENT] = _in_bin(hair[rng.randint(len(hair))], _HAIR_WEIGHTS, rng)
             vectors[i, HEADWEAR_COMPONENT] = _in_bin(HEADWEAR.index("none"), _HEADWEAR_WEIGHTS, rng)

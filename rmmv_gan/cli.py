@@ -508,6 +508,18 @@ def export(project, out_dir, pack_dir, archetype, psi, strength, seed, count, na
                    f"({', '.join(f'{k} {v:.2f}s' for k, v in t.items())})")
 
 
+def _hair_styles(styles: str) -> list:
+    """--styles as a list of hair style names (empty: all but bald); an unknown name is a UserError."""
+    from .procedural.palette import hair_style_indices
+
+    names = [s.strip() for s in styles.split(",") if s.strip()]
+    try:
+        hair_style_indices(names or None)
+    except ValueError as exc:
+        raise UserError(f"--styles: {exc}") from None
+    return names
+
+
 @main.command()
 @click.option("--data", required=True,
               help="'sprites' or 'portraits' (the procedural renderers), or a folder of RPG Maker character sheets.")
@@ -562,7 +574,6 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
     Writes a checkpoint regularly (resume by running the same command again), sample grids,
     and at the end OUTDIR/network.safetensors (G_ema and D, float16).
     """
-    from .procedural.palette import hair_style_indices
     from .train import TrainConfig, Trainer, fine_tune_from
 
     if steps < 1 or batch < 1:
@@ -573,11 +584,7 @@ def train(data, outdir, steps, recon_steps, batch, preset, resume, from_network,
         layers = [int(i) for i in expression_layers.split(",") if i.strip()]
     except ValueError:
         raise UserError(f"--expression-layers {expression_layers!r}: give layer numbers like 2,3,4") from None
-    hair_styles = [s.strip() for s in styles.split(",") if s.strip()]
-    try:
-        hair_style_indices(hair_styles or None)
-    except ValueError as exc:
-        raise UserError(f"--styles: {exc}") from None
+    hair_styles = _hair_styles(styles)
     _device(device)
     with _run_log(outdir) as log:
         try:
@@ -629,6 +636,12 @@ def _pairs_options(what: str, joins: str, steps: int):
 @click.option("--type-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Procedural data: share of the people drawn as one of the default pack's character types "
                    "(heroine, villain, knight, mage), so that hoods, hats and armour are seen often.")
+@click.option("--style-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Procedural data: share of the people given a hair style from --styles and no headwear, so "
+                   "that the styles the face model draws last (spiky crowns, ponytails) are seen often.")
+@click.option("--styles", default="", metavar="STYLE,...",
+              help="The hair styles --style-share draws from (short, long, ponytail, spiky, bob, twintails, "
+                   "bald). Default: all but bald.")
 @click.option("--either-side/--one-side", default=False, show_default=True,
               help="Compare the drawn face with the target and its mirror image, the nearer counting: for art "
                    "whose walk sheets do not show which side of the face a ponytail or a parting is on.")
@@ -638,7 +651,8 @@ def _pairs_options(what: str, joins: str, steps: int):
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUTDIR/checkpoint.pt.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weight, type_share, either_side,
+def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weight, type_share, style_share, styles,
+                  either_side,
                   from_encoder, resume, seed, device):
     """Train a sprite-to-face encoder for a pack: walk sheet in, face w out, in one pass.
 
@@ -648,6 +662,7 @@ def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weig
     from .encoder import EncoderFileError, load_encoder
     from .train_encoder import EncoderConfig, EncoderTrainer, FolderPairs, PairsError, ProceduralPairs, check_fits
 
+    hair_styles = _hair_styles(styles)
     opened = _open_pack(pack_dir, device)
     start = None
     if from_encoder is not None:
@@ -657,7 +672,8 @@ def train_encoder(pack_dir, data, outdir, steps, batch, w_only_steps, lr, w_weig
         except (EncoderFileError, ValueError) as exc:
             raise UserError(f"--from-encoder {from_encoder}: {exc}") from None
     try:
-        pairs = ProceduralPairs(opened, seed, type_share=type_share) if data == "procedural" \
+        pairs = ProceduralPairs(opened, seed, type_share=type_share, style_share=style_share,
+                                styles=hair_styles) if data == "procedural" \
             else FolderPairs(opened, data, seed)
     except PairsError as exc:
         raise UserError(str(exc)) from None

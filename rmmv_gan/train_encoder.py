@@ -106,7 +106,8 @@ def _speckle(sheets: np.ndarray, rng: np.random.RandomState, amount: float) -> n
 class ProceduralPairs:
     """(sheets, faces, true ws) from the procedural renderers and the pack's sprite model."""
 
-    def __init__(self, opened, seed: int = 0, model_share: float = 0.5, type_share: float = 0.0):
+    def __init__(self, opened, seed: int = 0, model_share: float = 0.5, type_share: float = 0.0,
+                 style_share: float = 0.0, styles=None):
         from . import procedural
 
         self.p = procedural
@@ -118,6 +119,10 @@ class ProceduralPairs:
         # type_share 0 draws exactly the pairs it always drew.
         self.type_share = type_share
         self.type_rng = np.random.RandomState(seed + 7919)
+        # Likewise a share given an uncovered hair style from `styles` (train.TrainConfig.style_share).
+        self.style_share, self.styles = style_share, (list(styles) if styles else None)
+        self.style_rng = np.random.RandomState(seed + 104729)
+        procedural.palette.hair_style_indices(self.styles)  # a bad name fails here
         G_s, G_f = opened.sprite, opened.face
         if G_s.z_dim != procedural.SPRITE_DIM or G_f.z_dim != procedural.PORTRAIT_DIM + 2:
             raise PairsError("procedural pairs need models trained on the procedural renderers "
@@ -125,10 +130,14 @@ class ProceduralPairs:
                              f"this pack's have {G_s.z_dim} and {G_f.z_dim}: train on a folder of pairs")
 
     def vectors(self, n: int) -> np.ndarray:
-        """n renderer vectors [n, SPRITE_DIM]: N(0, I), a type_share of them given a type's traits."""
+        """n renderer vectors [n, SPRITE_DIM]: N(0, I), a style_share of them given an uncovered hair
+        style, then a type_share of them a type's traits."""
         from .procedural.archetypes import typed_share
+        from .procedural.palette import styled_share
 
-        return typed_share(self.rng.randn(n, self.p.SPRITE_DIM).astype(np.float32), self.type_share, self.type_rng)
+        v = styled_share(self.rng.randn(n, self.p.SPRITE_DIM).astype(np.float32), self.style_share,
+                         self.style_rng, self.styles)
+        return typed_share(v, self.type_share, self.type_rng)
 
     def batch(self, n: int):
         v = self.vectors(n)

@@ -368,6 +368,23 @@ def test_without_a_type_share_the_encoder_sees_the_pairs_it_always_saw(default_o
     assert np.array_equal(v, np.random.RandomState(5).randn(4, v.shape[1]).astype(np.float32))
 
 
+def test_style_share_shows_the_encoder_the_named_hair_styles_uncovered(default_opened):
+    from rmmv_gan.procedural import decode_look
+    from rmmv_gan.train_encoder import ProceduralPairs
+
+    v = ProceduralPairs(default_opened, seed=2, style_share=1.0, styles=["spiky", "ponytail"]).vectors(48)
+    looks = {(decode_look(x).hair_style, decode_look(x).headwear) for x in v}
+    assert looks == {("spiky", "none"), ("ponytail", "none")}
+
+
+def test_cli_refuses_an_unknown_hair_style_before_reading_the_pack(tmp_path):
+    out = tmp_path / "enc"
+    r = CliRunner().invoke(main, ["train-encoder", "--pack", str(tmp_path / "no_pack"), "--data", "procedural",
+                                  "--outdir", str(out), "--style-share", "0.3", "--styles", "mohawk"])
+    assert r.exit_code != 0 and "--styles" in r.output and "mohawk" in r.output
+    assert not out.exists()
+
+
 def test_either_side_counts_a_mirrored_face_as_a_match():
     from rmmv_gan.train_encoder import image_loss
 

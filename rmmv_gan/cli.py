@@ -508,6 +508,13 @@ def export(project, out_dir, pack_dir, archetype, psi, strength, seed, count, na
                    f"({', '.join(f'{k} {v:.2f}s' for k, v in t.items())})")
 
 
+# --styles of train and train-encoder: the hair styles their --style-share draws.
+_styles_option = click.option(
+    "--styles", default="", metavar="STYLE,...",
+    help="The hair styles --style-share draws from (short, long, ponytail, spiky, bob, twintails, bald). "
+         "Default: all but bald.")
+
+
 def _hair_styles(styles: str) -> list:
     """--styles as a list of hair style names (empty: all but bald); an unknown name is a UserError."""
     from .procedural.palette import hair_style_indices
@@ -555,9 +562,7 @@ def _hair_styles(styles: str) -> list:
 @click.option("--style-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Procedural data: share of each batch given a random hair style (not bald) and no headwear, "
                    "so that spiky crowns and ponytails are seen uncovered often.")
-@click.option("--styles", default="", metavar="STYLE,...",
-              help="The hair styles --style-share draws from (short, long, ponytail, spiky, bob, twintails, "
-                   "bald). Default: all but bald.")
+@_styles_option
 @click.option("--latent-weight", type=FiniteFloat(min=0, max=1000), default=0.0, show_default=True,
               help="Procedural data: weight of a loss that reads z back from w, so the mapping keeps every "
                    "component of the renderer's vector (docs/default-pack.md).")
@@ -639,9 +644,7 @@ def _pairs_options(what: str, joins: str, steps: int):
 @click.option("--style-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Procedural data: share of the people given a hair style from --styles and no headwear, so "
                    "that the styles the face model draws last (spiky crowns, ponytails) are seen often.")
-@click.option("--styles", default="", metavar="STYLE,...",
-              help="The hair styles --style-share draws from (short, long, ponytail, spiky, bob, twintails, "
-                   "bald). Default: all but bald.")
+@_styles_option
 @click.option("--either-side/--one-side", default=False, show_default=True,
               help="Compare the drawn face with the target and its mirror image, the nearer counting: for art "
                    "whose walk sheets do not show which side of the face a ponytail or a parting is on.")

@@ -149,6 +149,7 @@ class ProceduralData:
 
     def __init__(self, kind: str, seed: int, type_share: float = 0.0, style_share: float = 0.0, styles=()):
         from . import procedural
+        from .procedural.archetypes import TrainingShares
 
         self.procedural = procedural
         self.kind = "sprite" if kind == "sprites" else "portrait"
@@ -156,24 +157,14 @@ class ProceduralData:
         self.base = base
         self.dim = base if self.kind == "sprite" else base + 2
         self.rng = np.random.RandomState(seed)
-        self.type_share = type_share  # see TrainConfig.type_share
-        # Its own stream, so that type_share 0 draws exactly the batches it always drew.
-        self.type_rng = np.random.RandomState(seed + 7919)
-        self.style_share = style_share  # see TrainConfig.style_share; its own stream likewise
-        self.style_rng = np.random.RandomState(seed + 104729)
-        self.styles = list(styles) or None  # see TrainConfig.styles
-        procedural.palette.hair_style_indices(self.styles)  # a bad name fails here, not mid-run
+        # see TrainConfig.type_share, style_share and styles
+        self.shares = TrainingShares(seed, type_share, style_share, styles)
 
     def vectors(self, n) -> np.ndarray:
         """n latent vectors [n, dim]: N(0, I), a style_share of them given an uncovered hair
         style, then a type_share of them a random type's traits."""
-        from .procedural.archetypes import typed_share
-        from .procedural.palette import styled_share
-
         z = self.rng.randn(n, self.dim).astype(np.float32)
-        # only the character's components (not a portrait's expression and turn)
-        styled_share(z[:, : self.base], self.style_share, self.style_rng, self.styles)
-        typed_share(z[:, : self.base], self.type_share, self.type_rng)
+        self.shares.apply(z[:, : self.base])  # not a portrait's expression and turn
         return z
 
     def render(self, z: np.ndarray) -> np.ndarray:

@@ -109,20 +109,15 @@ class ProceduralPairs:
     def __init__(self, opened, seed: int = 0, model_share: float = 0.5, type_share: float = 0.0,
                  style_share: float = 0.0, styles=None):
         from . import procedural
+        from .procedural.archetypes import TrainingShares
 
         self.p = procedural
         self.opened = opened
         self.rng = np.random.RandomState(seed)
         self.model_share = model_share
-        # A share of the people drawn as one of the default pack's types, so that hoods, hats
-        # and armour (11-22 % of random vectors each) are seen often. Its own stream, so that
-        # type_share 0 draws exactly the pairs it always drew.
-        self.type_share = type_share
-        self.type_rng = np.random.RandomState(seed + 7919)
-        # Likewise a share given an uncovered hair style from `styles` (train.TrainConfig.style_share).
-        self.style_share, self.styles = style_share, (list(styles) if styles else None)
-        self.style_rng = np.random.RandomState(seed + 104729)
-        procedural.palette.hair_style_indices(self.styles)  # a bad name fails here
+        # Shares of the people drawn as one of the default pack's types (hoods, hats and armour
+        # are 11-22 % of random vectors each) or with an uncovered hair style (train.TrainConfig).
+        self.shares = TrainingShares(seed, type_share, style_share, styles)
         G_s, G_f = opened.sprite, opened.face
         if G_s.z_dim != procedural.SPRITE_DIM or G_f.z_dim != procedural.PORTRAIT_DIM + 2:
             raise PairsError("procedural pairs need models trained on the procedural renderers "
@@ -132,12 +127,7 @@ class ProceduralPairs:
     def vectors(self, n: int) -> np.ndarray:
         """n renderer vectors [n, SPRITE_DIM]: N(0, I), a style_share of them given an uncovered hair
         style, then a type_share of them a type's traits."""
-        from .procedural.archetypes import typed_share
-        from .procedural.palette import styled_share
-
-        v = styled_share(self.rng.randn(n, self.p.SPRITE_DIM).astype(np.float32), self.style_share,
-                         self.style_rng, self.styles)
-        return typed_share(v, self.type_share, self.type_rng)
+        return self.shares.apply(self.rng.randn(n, self.p.SPRITE_DIM).astype(np.float32))
 
     def batch(self, n: int):
         v = self.vectors(n)

@@ -59,3 +59,27 @@ def typed_share(vectors: np.ndarray, share: float, rng: np.random.RandomState) -
         for i in np.flatnonzero(rng.rand(len(vectors)) < share):
             vectors[i] = with_traits(vectors[i], types[rng.randint(len(types))])
     return vectors
+
+
+class TrainingShares:
+    """The shares of drawn training vectors that show a model what random vectors seldom do:
+    `style_share` given an uncovered hair style from `styles` (palette.styled_share), then
+    `type_share` given a type's traits (typed_share). Each share draws from its own stream
+    (seeded from `seed`), so that a share of 0 leaves the vectors a run always drew. Used by
+    the face model's and the encoder's procedural data alike."""
+
+    def __init__(self, seed: int, type_share: float = 0.0, style_share: float = 0.0, styles=None):
+        from .palette import hair_style_indices
+
+        self.type_share, self.style_share = type_share, style_share
+        self.styles = list(styles) if styles else None  # None: all but bald
+        hair_style_indices(self.styles)  # a bad name fails here, not mid-run
+        self.type_rng = np.random.RandomState(seed + 7919)
+        self.style_rng = np.random.RandomState(seed + 104729)
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        """vectors [N, dim] (the character's components only), changed in place and returned."""
+        from .palette import styled_share
+
+        styled_share(vectors, self.style_share, self.style_rng, self.styles)
+        return typed_share(vectors, self.type_share, self.type_rng)

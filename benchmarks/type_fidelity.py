@@ -16,6 +16,12 @@ defaults (each archetype's psi and sprite mix, strength 0; archetype k on seeds
 16k .. 16k + 15, as benchmarks/variety.py) against the renderer's drawing of each seed's
 vector as that type. The archetype mix alone (`offset`) is printed beside the pack's mix, so
 a pack whose archetypes set latent traits (docs/packs.md) shows what they bring.
+
+And a third: the pipeline's neutral faces (as export writes them, over white) of the same
+32 seeds (200-231) as each archetype, against the renderer's portrait of each seed's vector
+as that type, both area-downsampled to 18 x 18 (as benchmarks/face_identity.py) and 36 x 36.
+It shows whether a face mix (pack.json `archetypes.NAME.face`) brings the type onto the
+face, or a second type onto the one the encoder already reads from the sprite.
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ def main():
         print(f"wrote {args.grid}")
     if args.network is None:
         pipeline_table(args.pack)
+        face_table(args.pack)
 
 
 def pipeline_table(pack_dir, per_type: int = 16):
@@ -99,6 +106,35 @@ def pipeline_table(pack_dir, per_type: int = 16):
             errors.append(np.abs(drawn.astype(float) - truth).mean())
         opened.pack.archetypes[name] = arch
         print(f"| {name} | {errors[0]:.1f} | {errors[1]:.1f} |")
+
+
+def face_table(pack_dir, seeds=range(200, 232)):
+    """The pipeline's neutral faces of each archetype against the renderer's portraits of the seeds as the type."""
+    from rmmv_gan.latent import z_from_seeds
+    from rmmv_gan.packs import open_pack
+    from rmmv_gan.pipeline import CharacterRequest, make_characters
+    from rmmv_gan.sheets import resize
+
+    opened = open_pack(pack_dir)
+    seeds = list(seeds)
+    neutral = opened.pack.emotions[0].name
+    print(f"\npipeline faces (neutral) at the pack's defaults, seeds {seeds[0]}-{seeds[-1]} for every archetype; "
+          "mean |RGB diff| to the renderer's portrait of each seed as its type")
+    print("| archetype | face mix | 18 x 18 | 36 x 36 |\n| --- | --- | --- | --- |")
+    for name, arch in opened.pack.archetypes.items():
+        if name not in ARCHETYPES:
+            continue
+        typed = with_traits(z_from_seeds(seeds, procedural.SPRITE_DIM).numpy(), ARCHETYPES[name])
+        truth = [procedural.portrait_from_vector(v, "neutral", 0.0) for v in typed]
+        chars = make_characters(opened, [CharacterRequest(archetype=name, seed=s, emotions=[neutral]) for s in seeds])
+        faces = []
+        for c in chars:  # over white, the portraits' background
+            a = c.faces[0][..., 3:].astype(np.float32) / 255
+            faces.append((c.faces[0][..., :3] * a + 255 * (1 - a)).round().astype(np.uint8))
+        errors = [np.mean([np.abs(resize(f, n, n).astype(np.float32) - resize(t, n, n)).mean()
+                           for f, t in zip(faces, truth)]) for n in (18, 36)]
+        mix = arch.face.preset or "none"
+        print(f"| {name} | {mix} | {errors[0]:.1f} | {errors[1]:.1f} |")
 
 
 if __name__ == "__main__":

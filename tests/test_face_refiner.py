@@ -253,8 +253,11 @@ def edge_strength(imgs):
 
 
 def test_the_default_packs_refiner_draws_faces_nearer_the_art_and_no_softer():
-    # Since the fourteenth period's GAN steps the face model draws the line work itself (edge
-    # strength 13.0, the art's 14.2), so the refiner only has to keep it, not add it.
+    # Since the fourteenth period's GAN steps the face model draws the line work itself, so the
+    # refiner only has to keep it, not add it. The eighteenth period's model draws these faces
+    # with more edge than the art (15.7 against 14.4: stray pixels along the lines), so the
+    # refiner is held to the art's line work: the shipped refiners keep 0.90 of it, an L1-only
+    # refiner of the fifteenth period (runs/ref13, 12.4 where the model drew 13.0) 0.86.
     opened = open_pack(None)
     assert opened.refiner is not None
     v = np.random.RandomState(20261202).randn(16, procedural.PORTRAIT_DIM).astype(np.float32)
@@ -268,4 +271,4 @@ def test_the_default_packs_refiner_draws_faces_nearer_the_art_and_no_softer():
     art = np.stack([procedural.portrait_from_vector(x, emotions[i % 8].name, 0.0) for i, x in enumerate(v)])
     refined = refine_faces(opened.refiner, drawn)
     assert np.abs(refined.astype(float) - art).mean() < np.abs(drawn.astype(float) - art).mean() - 0.5
-    assert edge_strength(refined) > edge_strength(drawn) - 0.25
+    assert edge_strength(refined) > 0.88 * edge_strength(art)

@@ -72,7 +72,17 @@ SPRITE_TYPE_GAIN = {"villain": 0.5, "mage": 1.0}
 # The thirteenth period's encoder (no pull toward the mapping's w) reads a hood as hair in
 # three of the eight villains of docs/images/variety_faces.png at 0.5; at 1.0 the hood comes
 # through on nearly all, and their faces still differ by 28.7-37.0 on four sets of 16 seeds.
-FACE_TYPE_GAIN = {"villain": 1.0}
+# The seventeenth period's face model (step 68,500, spiky crowns learnt) with its encoder, which
+# reads the type from the sprite by itself: at 2.0 the preset puts a second type onto the
+# encoder's, and the face model hedges: pale veils below long hair, spikes and ponytails lost
+# (knights), mottled hats (mages; faces within the type 21.4). The error of the neutral face to
+# the renderer's portrait of the seed's typed vector (benchmarks/type_fidelity.py, 32 seeds, 18 x
+# 18), at 2.0 / 1.0 / 0.5: heroine 19.8 / 15.9 / 15.2, knight 21.1 / 14.3 / 13.3; villain at
+# 1.0 / 0.75 / 0.6 / 0.5: 19.8 / 21.2 / 22.7 / 23.5. Hoods thin out below 0.6, and from 0.75 a
+# pale half-hood veils long-haired villains (docs/default-pack.md, the eighteenth period).
+# The mage's hat comes from the sprite alone: with a preset, hatless mage sprites got hats. A
+# gain of 0 means no face mix at all (no preset file, no "face" entry in the manifest).
+FACE_TYPE_GAIN = {"heroine": 0.5, "villain": 0.6, "knight": 0.5, "mage": 0.0}
 # The archetype mix (see latent.archetype_mix): the type's layers are shifted by the preset's
 # difference from the model's average w, then the whole w moves toward the preset by strength.
 TYPE_LAYERS = {"sprite": "type", "face": "type"}
@@ -134,9 +144,16 @@ def make_archetype_presets(G_s, G_f, out: Path) -> None:
     for name, traits in ARCHETYPES.items():
         save_w(out / "presets" / "sprite" / f"{name}.npy",
                type_preset(G_s, traits, gain=SPRITE_TYPE_GAIN.get(name, TYPE_GAIN)))
-        save_w(out / "presets" / "face" / f"{name}.npy",
-               type_preset(G_f, traits, face=True, gain=FACE_TYPE_GAIN.get(name, TYPE_GAIN)))
+        face_preset = out / "presets" / "face" / f"{name}.npy"
+        if has_face_mix(name):
+            save_w(face_preset, type_preset(G_f, traits, face=True, gain=FACE_TYPE_GAIN.get(name, TYPE_GAIN)))
+        else:
+            face_preset.unlink(missing_ok=True)  # an earlier build's, which no manifest names now
         print(f"archetype {name}: presets from {TYPE_DRAWINGS} drawings")
+
+
+def has_face_mix(name: str) -> bool:
+    return FACE_TYPE_GAIN.get(name, TYPE_GAIN) != 0
 
 
 def archetype_manifest() -> dict:
@@ -146,8 +163,9 @@ def archetype_manifest() -> dict:
         if name in TRAITS_WEIGHT:
             sprite["traits"] = {str(i): round(v, 6) for i, v in trait_values(traits).items()}
             sprite["traits_weight"] = TRAITS_WEIGHT[name]
-        out[name] = {"psi": ARCHETYPE_PSI, "strength": DEFAULT_STRENGTH, "sprite": sprite,
-                     "face": {"preset": name, "layers": TYPE_LAYERS["face"], "mode": "offset"}}
+        out[name] = {"psi": ARCHETYPE_PSI, "strength": DEFAULT_STRENGTH, "sprite": sprite}
+        if has_face_mix(name):
+            out[name]["face"] = {"preset": name, "layers": TYPE_LAYERS["face"], "mode": "offset"}
     return out
 
 

@@ -78,8 +78,8 @@ SPRITE_TYPE_GAIN = {"villain": 0.5, "mage": 1.0}
 # (knights), mottled hats (mages; faces within the type 21.4). The error of the neutral face to
 # the renderer's portrait of the seed's typed vector (benchmarks/type_fidelity.py, 32 seeds, 18 x
 # 18), at 2.0 / 1.0 / 0.5: heroine 19.8 / 15.9 / 15.2, knight 21.1 / 14.3 / 13.3; villain at
-# 1.0 / 0.75 / 0.6 / 0.5: 19.8 / 21.2 / 22.7 / 23.5. Hoods thin out below 0.6, and from 0.75 a
-# pale half-hood veils long-haired villains (docs/default-pack.md, the eighteenth period).
+# 1.0 / 0.75 / 0.6 / 0.5: 19.8 / 21.2 / 22.7 / 23.5: the hoods fade as the gain falls, but from
+# 0.75 on a pale half-hood veils long-haired villains (docs/default-pack.md, the eighteenth period).
 # The mage's hat comes from the sprite alone: with a preset, hatless mage sprites got hats. A
 # gain of 0 means no face mix at all (no preset file, no "face" entry in the manifest).
 FACE_TYPE_GAIN = {"heroine": 0.5, "villain": 0.6, "knight": 0.5, "mage": 0.0}

@@ -113,7 +113,7 @@ def face_table(pack_dir, seeds=range(200, 232)):
     from rmmv_gan.latent import z_from_seeds
     from rmmv_gan.packs import open_pack
     from rmmv_gan.pipeline import CharacterRequest, make_characters
-    from rmmv_gan.sheets import resize
+    from rmmv_gan.sheets import composite, resize
 
     opened = open_pack(pack_dir)
     seeds = list(seeds)
@@ -127,10 +127,7 @@ def face_table(pack_dir, seeds=range(200, 232)):
         typed = with_traits(z_from_seeds(seeds, procedural.SPRITE_DIM).numpy(), ARCHETYPES[name])
         truth = [procedural.portrait_from_vector(v, "neutral", 0.0) for v in typed]
         chars = make_characters(opened, [CharacterRequest(archetype=name, seed=s, emotions=[neutral]) for s in seeds])
-        faces = []
-        for c in chars:  # over white, the portraits' background
-            a = c.faces[0][..., 3:].astype(np.float32) / 255
-            faces.append((c.faces[0][..., :3] * a + 255 * (1 - a)).round().astype(np.uint8))
+        faces = [composite(c.faces[0], (255, 255, 255)) for c in chars]  # over the portraits' white
         errors = [np.mean([np.abs(resize(f, n, n).astype(np.float32) - resize(t, n, n)).mean()
                            for f, t in zip(faces, truth)]) for n in (18, 36)]
         mix = arch.face.preset or "none"

@@ -39,7 +39,7 @@ from rmmv_gan import procedural  # noqa: E402
 from rmmv_gan.latent import to_uint8, z_from_seeds  # noqa: E402
 from rmmv_gan.packs import open_pack  # noqa: E402
 from rmmv_gan.pipeline import CharacterRequest, apply_mix, make_characters, sprite_ws  # noqa: E402
-from rmmv_gan.sheets import idle_frame  # noqa: E402
+from rmmv_gan.sheets import composite, idle_frame  # noqa: E402
 from rmmv_gan.train import portrait_latent  # noqa: E402
 
 DEFAULT_PACK = Path(__file__).resolve().parents[1] / "rmmv_gan" / "packs" / "default"
@@ -49,11 +49,7 @@ FRAME_SIZE = (16, 16)
 
 def small(img: np.ndarray, size) -> np.ndarray:
     """RGB (RGBA: over white, as the face's background was), area-downsampled to size (w, h), as float."""
-    rgb = img[..., :3].astype(np.float32)
-    if img.shape[-1] == 4:
-        a = img[..., 3:].astype(np.float32) / 255
-        rgb = rgb * a + 255 * (1 - a)
-    rgb = np.ascontiguousarray(rgb.round().astype(np.uint8))
+    rgb = composite(img, (255, 255, 255)) if img.shape[-1] == 4 else np.ascontiguousarray(img[..., :3])
     return np.asarray(Image.fromarray(rgb).resize(size, Image.BOX), np.float32)
 
 

@@ -160,6 +160,14 @@ def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
+def composite(rgba: np.ndarray, background) -> np.ndarray:
+    """RGBA over an opaque background (an RGB colour, or an H x W x 3 picture), as uint8 RGB:
+    how a transparent sheet or face is seen, and how one is compared with art drawn on a
+    ground. Rounds to the nearest level."""
+    a = rgba[..., 3:].astype(np.float32) / 255.0
+    return np.rint(rgba[..., :3] * a + np.asarray(background, np.float32) * (1 - a)).astype(np.uint8)
+
+
 # --------------------------------------------------------------------------- sheets
 
 def native_to_frames(img: np.ndarray, layout: SheetLayout) -> np.ndarray:

@@ -143,11 +143,6 @@ class ProceduralPairs:
         return sheets, faces, ws
 
 
-def _composite(rgba: np.ndarray, background) -> np.ndarray:
-    a = rgba[..., 3:].astype(np.float32) / 255.0
-    return np.rint(rgba[..., :3] * a + np.asarray(background, np.float32) * (1 - a)).astype(np.uint8)
-
-
 def _read_rgba(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
@@ -179,7 +174,7 @@ def read_pairs(folder, sheet_size, face_size, sprite_background=(255, 255, 255),
 
     Raises PairsError naming the file when a sheet has no face sheet, when the counts of
     characters and faces differ, or when a sheet's size is not a character or face sheet's."""
-    from .sheets import resize, slice_eight_sheet, slice_face_sheet
+    from .sheets import composite, resize, slice_eight_sheet, slice_face_sheet
 
     chars_dir, faces_dir = find_pair_folders(folder)
     sheets, faces = [], []
@@ -205,8 +200,8 @@ def read_pairs(folder, sheet_size, face_size, sprite_background=(255, 255, 255),
             raise PairsError(f"{face_path}: {len(used)} characters in {path.name} but face cell(s) "
                              f"{missing} are empty")
         for i in used:
-            sheets.append(_composite(resize(chars[i], sheet_size[1], sheet_size[0]), sprite_background))
-            faces.append(_composite(resize(cells[i], face_size[1], face_size[0]), face_background))
+            sheets.append(composite(resize(chars[i], sheet_size[1], sheet_size[0]), sprite_background))
+            faces.append(composite(resize(cells[i], face_size[1], face_size[0]), face_background))
     if not sheets:
         raise PairsError(f"{chars_dir}: no character sheets (*.png) with faces")
     return np.stack(sheets), np.stack(faces)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from rmmv_gan.packs import open_pack
 from rmmv_gan.pipeline import CharacterRequest, make_characters
-from rmmv_gan.sheets import slice_character_sheet, slice_face_sheet
+from rmmv_gan.sheets import composite, slice_character_sheet, slice_face_sheet
 
 
 def checker(h, w, cell=8):
@@ -35,11 +35,6 @@ def window(h, w):
     top, bottom = np.array([32, 48, 96], np.float32), np.array([12, 20, 52], np.float32)
     t = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
     return np.broadcast_to(top * (1 - t) + bottom * t, (h, w, 3)).astype(np.uint8)
-
-
-def over(rgba: np.ndarray, ground: np.ndarray) -> np.ndarray:
-    a = rgba[..., 3:].astype(np.float32) / 255
-    return (rgba[..., :3] * a + ground * (1 - a)).round().astype(np.uint8)
 
 
 def main():
@@ -63,8 +58,8 @@ def main():
     h, w = strip.shape[:2]
     args.out.mkdir(parents=True, exist_ok=True)
     half = lambda img: np.asarray(Image.fromarray(img).resize((w // 2, h // 2), Image.BOX))  # noqa: E731
-    Image.fromarray(half(over(strip, checker(h, w)))).save(args.out / "pack_faces_transparent.png")
-    Image.fromarray(half(over(strip, window(h, w)))).save(args.out / "pack_faces_window.png")
+    Image.fromarray(half(composite(strip, checker(h, w)))).save(args.out / "pack_faces_transparent.png")
+    Image.fromarray(half(composite(strip, window(h, w)))).save(args.out / "pack_faces_window.png")
     print(f"wrote {args.out}/pack_faces_transparent.png and pack_faces_window.png "
           f"({time.perf_counter() - t0:.0f} s)")
 

@@ -29,16 +29,14 @@ from PIL import Image
 from rmmv_gan.latent import generate_images
 from rmmv_gan.packs import open_pack
 from rmmv_gan.pipeline import CharacterRequest, make_characters
-from rmmv_gan.sheets import contact_sheet, resize
+from rmmv_gan.sheets import composite, contact_sheet, resize
 
 GREY = (96, 96, 96, 255)
 
 
 def on_grey(img: np.ndarray) -> np.ndarray:
     """Flatten an RGBA picture onto grey so transparency is visible in the docs."""
-    a = img[..., 3:4].astype(np.float32) / 255
-    rgb = img[..., :3] * a + np.array(GREY[:3], np.float32) * (1 - a)
-    return np.concatenate([rgb.round().astype(np.uint8), np.full_like(img[..., :1], 255)], -1)
+    return np.concatenate([composite(img, GREY[:3]), np.full_like(img[..., :1], 255)], -1)
 
 
 def variety_grids(opened, out: Path, rows: int = 8, steps=None) -> None:
